@@ -1,0 +1,4 @@
+from riskrl.verl.launch import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from riskrl.estimators import RISKPO_PRESETS, QuantileTracker, riskpo_advantage
+from tests.estimators.conftest import make_batch
+from tests.estimators.reference import RefTracker, ref_riskpo
+
+MEASURES = {
+    "mvar": dict(use_mixing_risk_measure=True, risk_seeking_upper_tail=False),
+    "upper": dict(use_mixing_risk_measure=False, risk_seeking_upper_tail=True),
+    "rvar": dict(use_mixing_risk_measure=False, risk_seeking_upper_tail=False),
+}
+
+
+def options(mode, credit, measure, nat_adv, use_base, nat_base, bundle_size=3, q=(0.2, 0.8)):
+    return dict(
+        quantile_down=q[0], quantile_up=q[1], bundle_size=bundle_size, lr_q=0.1, use_q_track_mode=mode,
+        credit_assign_mode=credit, w_mix=1.5, upper_weight=1.5, natural_baseline_adv=nat_adv,
+        use_mean_as_baseline=use_base, natural_baseline_base=nat_base, **MEASURES[measure],
+    )
+
+
+def run_steps(opts, batches, norm=True):
+    """Several steps through both implementations, the trackers carried across steps."""
+    tracker, ref_tracker = QuantileTracker(lr_q=opts["lr_q"]), RefTracker(opts["lr_q"])
+    for scores, uids in batches:
+        got = riskpo_advantage(scores, uids, tracker, norm_adv_by_std_in_grpo=norm, **opts)
+        ref = ref_riskpo(scores.tolist(), list(uids), opts, ref_tracker, norm)
+        np.testing.assert_allclose(got.double().numpy(), ref, atol=1e-6, rtol=1e-6)
+        np.testing.assert_allclose(tracker.q.numpy(), [float(v) for v in ref_tracker.q], atol=1e-6)
+    return tracker
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "continuous"])
+@pytest.mark.parametrize("measure", list(MEASURES))
+@pytest.mark.parametrize("credit", ["uniform", "score", "std", "sum-mean"])
+@pytest.mark.parametrize("mode", ["batch", "track", "mix"])
+def test_every_option_combination_matches_loop_reference(mode, credit, measure, binary):
+    seed = zlib.crc32(f"{mode}{credit}{measure}{binary}".encode()) % 1000
+    batches = [
+        make_batch(seed, num_prompts=10, n=4, binary=binary),
+        make_batch(seed + 1, num_prompts=8, unequal=True, binary=binary, pad_rows=2),
+        make_batch(seed + 2, num_prompts=11, n=5, binary=binary, shuffle_rows=True),
+    ]
+    for nat_adv, use_base, nat_base, norm in itertools.product([False, True], repeat=4):
+        run_steps(options(mode, credit, measure, nat_adv, use_base, nat_base), batches, norm)
+
+
+@pytest.mark.parametrize("preset", list(RISKPO_PRESETS))
+def test_published_presets_match_reference(preset):
+    opts = RISKPO_PRESETS[preset]
+    batches = [make_batch(s, num_prompts=23, n=5) for s in range(4)]
+    tracker = run_steps(opts, batches)
+    assert tracker.updates == 4 and tracker.last_mode == "track"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(num_prompts=1, n=6),  # one prompt
+        dict(num_prompts=7, n=1),  # one response per prompt -> one paper per bundle
+        dict(num_prompts=7, n=4, unequal=True),  # unequal counts: responses past M get 0
+        dict(num_prompts=13, n=3),  # short last bundle (13 = 4 * 3 + 1)
+        dict(num_prompts=6, n=4, pad_rows=5),  # verl V1 padding rows
+        dict(num_prompts=6, n=4, shuffle_rows=True),  # a prompt's responses not adjacent
+    ],
+    ids=["one-prompt", "one-response", "unequal", "short-last-bundle", "pad-rows", "interleaved"],
+)
+@pytest.mark.parametrize("mode", ["batch", "track", "mix"])
+def test_edge_cases(case, mode):
+    for credit in ("uniform", "std", "sum-mean"):
+        opts = options(mode, credit, "mvar", True, True, True)
+        run_steps(opts, [make_batch(s, **case) for s in range(3)])
+
+
+def test_all_rewards_equal_track_mode_has_no_blowup():
+    # METHODS.md step 5: without the std guard a constant bundle gets |A| ~ 1/eps in track mode
+    opts = options("track", "uniform", "mvar", True, False, True)
+    tracker = QuantileTracker()
+    riskpo_advantage(*make_batch(0, num_prompts=10), tracker, **opts)
+    scores = torch.ones(40)
+    uids = make_batch(1, num_prompts=10)[1]
+    adv = riskpo_advantage(scores, uids, tracker, **opts)
+    assert adv.abs().max() < 20
+    # and in batch mode a constant bundle gets exactly 0
+    adv_b = riskpo_advantage(scores, uids, None, **options("batch", "uniform", "mvar", True, False, True))
+    assert torch.count_nonzero(adv_b) == 0
+
+
+def test_pad_rows_get_zero_and_do_not_enter_bundles():
+    scores, uids = make_batch(3, num_prompts=6, n=4)
+    opts = options("batch", "uniform", "mvar", True, False, True)
+    clean = riskpo_advantage(scores, uids, None, **opts)
+    padded_scores = torch.cat([scores[:8], torch.zeros(3), scores[8:]])
+    padded_uids = np.concatenate([uids[:8], np.array(["pad0", "pad1", "pad2"], dtype=object), uids[8:]])
+    padded = riskpo_advantage(padded_scores, padded_uids, None, **opts)
+    assert torch.count_nonzero(padded[8:11]) == 0
+    assert torch.equal(torch.cat([padded[:8], padded[11:]]), clean)
+
+
+def test_bundles_follow_first_appearance_not_sorted_uid():
+    # prompts "z" then "a": bundle 0 = {z} with bundle_size=1; sorted order would swap them
+    scores = torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0, 0.0])
+    uids = np.array(["z", "z", "z", "a", "a", "a"], dtype=object)
+    opts = options("batch", "uniform", "rvar", False, False, True, bundle_size=2)
+    adv = riskpo_advantage(scores, uids, None, **opts)
+    ref = ref_riskpo(scores.tolist(), list(uids), opts, RefTracker(0.1))
+    np.testing.assert_allclose(adv.numpy(), ref, atol=1e-6)
+
+
+def test_tracker_of_step_t_drives_step_t_plus_1():
+    opts = options("track", "uniform", "rvar", True, False, True)
+    tracker = QuantileTracker()
+    b1, b2 = make_batch(10, num_prompts=10, binary=False), make_batch(11, num_prompts=10, binary=False)
+    first = riskpo_advantage(*b1, tracker, **opts)
+    assert tracker.last_mode == "batch"  # not initialised before step 1
+    batch_first = riskpo_advantage(*b1, None, **options("batch", "uniform", "rvar", True, False, True))
+    assert torch.equal(first, batch_first)
+    a_before, b_before = tracker.value(0.2), tracker.value(0.8)
+    riskpo_advantage(*b2, tracker, **opts)
+    assert tracker.last_mode == "track"
+    assert tracker.last["a"] == pytest.approx(a_before) and tracker.last["b"] == pytest.approx(b_before)
+
+
+def test_bfloat16_and_float64_inputs():
+    scores, uids = make_batch(12, num_prompts=9, binary=False)
+    opts = options("mix", "std", "mvar", True, True, True)
+    for dtype, out in ((torch.bfloat16, torch.float32), (torch.float64, torch.float64)):
+        s = scores.to(dtype)
+        got = riskpo_advantage(s, uids, None, **opts)
+        assert got.dtype == out
+        ref = ref_riskpo(s.double().tolist(), list(uids), opts, RefTracker(0.1))
+        np.testing.assert_allclose(got.double().numpy(), ref, atol=1e-6)
+
+
+def test_sum_mean_sign_flip_is_reported():
+    # a small sum of d flips signs (METHODS.md step 7): prompt p has mean 0.6, q mean 0.5;
+    # paper 0 = (0.7, 0.0): d = (+0.1, -0.5), weights (-0.25, 1.25)
+    scores = torch.tensor([0.7, 0.5, 0.0, 1.0])
+    uids = np.array(["p", "p", "q", "q"], dtype=object)
+    tracker = QuantileTracker()
+    riskpo_advantage(scores, uids, tracker, **options("batch", "sum-mean", "mvar", True, False, True, bundle_size=2))
+    assert tracker.last["sum_mean_sign_flip_frac"] > 0
+    assert tracker.last["sum_mean_max_abs_weight"] == pytest.approx(1.25, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(quantile_down=0.9, quantile_up=0.8), r"^riskpo: quantile_down=0.9 must be < quantile_up=0.8"),
+        (dict(bundle_size=0), r"^riskpo.bundle_size=0: Input should be greater than or equal to 1$"),
+        (dict(use_q_track_mode="tracked"), r"^riskpo.use_q_track_mode='tracked': Input should be 'batch', 'track' or 'mix'$"),
+        (dict(use_mixing_risk_measure=True, risk_seeking_upper_tail=True), r"are alternatives"),
+        (dict(bundel_size=3), r"^unknown key riskpo.bundel_size$"),
+        (dict(lr_q=-1), r"^riskpo.lr_q=-1: Input should be greater than 0$"),
+    ],
+)
+def test_bad_options_one_line(bad, message):
+    scores, uids = make_batch(0)
+    with pytest.raises(ValueError, match=message) as exc:
+        riskpo_advantage(scores, uids, None, **bad)
+    assert "\n" not in str(exc.value)
+
+
+def test_nonfinite_rewards_raise():
+    scores, uids = make_batch(0)
+    scores[3] = float("nan")
+    with pytest.raises(ValueError, match=r"^scores: 1 of 48 rows have NaN or inf rewards$"):
+        riskpo_advantage(scores, uids, QuantileTracker())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    opts = options("track", "sum-mean", "mvar", True, True, True)
+    t_cpu, t_gpu = QuantileTracker(), QuantileTracker()
+    for s in range(3):
+        scores, uids = make_batch(s, num_prompts=20, unequal=True)
+        cpu = riskpo_advantage(scores, uids, t_cpu, **opts)
+        gpu = riskpo_advantage(scores.cuda(), uids, t_gpu, **opts)
+        assert gpu.device.type == "cuda"
+        torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-6, rtol=1e-6)

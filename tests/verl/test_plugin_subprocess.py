@@ -1,0 +1,116 @@
+"""The plugin as a user meets it: fresh interpreters that import only verl."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run_py(code: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def test_fresh_verl_resolves_and_runs_both_estimators():
+    proc = run_py(
+        """
+        import sys
+        import numpy as np, torch
+        from verl import DataProto
+        from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+        from verl.trainer.ppo.ray_trainer import compute_advantage
+        from omegaconf import OmegaConf
+        get_adv_estimator_fn("riskpo"); get_adv_estimator_fn("rs_grpo")
+        bs, L = 12, 5
+        g = torch.Generator().manual_seed(0)
+        mask = torch.ones(bs, L, dtype=torch.int64); mask[:, 3:] = 0; mask[0, 2:] = 0
+        rewards = torch.zeros(bs, L); rewards[torch.arange(bs), mask.sum(1) - 1] = (torch.rand(bs, generator=g) > 0.5).float()
+        uid = np.array([f"u{i // 3}" for i in range(bs)], dtype=object)
+        cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": True, "rs_grpo": {"beta": 2.0},
+                                "riskpo": {"bundle_size": 2, "use_q_track_mode": "batch"}})
+        for name in ("rs_grpo", "riskpo"):
+            data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uid})
+            out = compute_advantage(data, adv_estimator=name, num_repeat=3, config=cfg)
+            adv = out.batch["advantages"]
+            assert torch.equal(adv, out.batch["returns"])
+            assert adv.shape == (bs, L) and torch.all(adv[mask == 0] == 0)
+            import riskrl.estimators as E
+            scores = rewards.sum(-1)
+            ref = E.rs_grpo_advantage(scores, uid, 2.0) if name == "rs_grpo" else E.riskpo_advantage(scores, uid, None, bundle_size=2, use_q_track_mode="batch")
+            torch.testing.assert_close(adv, ref.unsqueeze(-1) * mask, atol=1e-6, rtol=1e-6)
+            print(name, "ok", float(adv.abs().sum()))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rs_grpo ok" in proc.stdout and "riskpo ok" in proc.stdout
+    assert "riskpo ok 0.0" not in proc.stdout  # a non-trivial advantage reached verl's batch
+
+
+def test_only_verl_imported_registers_plugin():
+    proc = run_py(
+        """
+        import sys
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+        print(sorted(k for k in ("riskpo", "rs_grpo", "grpo_bundle_RVaR_quantile_tracking") if k in ADV_ESTIMATOR_REGISTRY))
+        print("loaded-by", "riskrl.verl_plugin" in sys.modules)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "['grpo_bundle_RVaR_quantile_tracking', 'riskpo', 'rs_grpo']" in proc.stdout
+    assert "loaded-by True" in proc.stdout
+
+
+def test_broken_plugin_is_loud():
+    # simulate a broken install: riskrl.estimators cannot be imported
+    proc = run_py(
+        """
+        import sys
+        sys.modules["riskrl.estimators"] = None
+        import verl
+        from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+        try:
+            get_adv_estimator_fn("riskpo")
+        except ValueError as e:
+            print("unknown:", e)
+        """
+    )
+    assert "riskrl verl plugin failed to load" in proc.stderr
+    assert "ModuleNotFoundError" in proc.stderr or "ImportError" in proc.stderr
+    assert "unknown:" in proc.stdout
+
+
+@pytest.mark.slow
+def test_launcher_stops_at_gpu_boundary_with_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "riskrl.verl", "algorithm.adv_estimator=riskpo",
+         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
+         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
+         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2", "actor_rollout_ref.rollout.name=vllm",
+         "data.train_batch_size=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4", "trainer.n_gpus_per_node=1",
+         "+ray_kwargs.ray_init.num_cpus=1", f"trainer.default_local_dir={tmp_path}/ckpt",
+         f"hydra.run.dir={tmp_path}/hydra"],
+        capture_output=True, text=True, env={**ENV, "RAY_ADDRESS": ""}, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("riskrl: the verl backend needs GPUs (Total available GPUs 0 is less than total desired GPUs 1)")
+    assert "embedded backend" in last
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("algorithm.riskpo.bundel_size=3", "riskrl: unknown key algorithm.riskpo.bundel_size; known: quantile_down,"),
+        ("algorithm.riskpo.quantile_down=0.95", "riskrl: algorithm.riskpo: quantile_down=0.95 must be < quantile_up=0.9"),
+    ],
+)
+def test_launcher_bad_config_one_line(override, message, tmp_path):
+    """End to end through ``python -m riskrl.verl`` (the in-process tests cover the other cases)."""
+    proc = subprocess.run([sys.executable, "-m", "riskrl.verl", override, f"hydra.run.dir={tmp_path}"],
+                          capture_output=True, text=True, env=ENV, timeout=180, cwd=tmp_path)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(message), proc.stderr[-2000:]
