@@ -1,0 +1,103 @@
+"""Ray for the pipeline's compute: attach to a cluster, or start a local head and stop it.
+
+``ray_session(address)`` is the one place the pipeline meets Ray:
+
+- ``address`` (or ``$RAY_ADDRESS``) given: attach to that cluster after a short TCP check, so
+  an unreachable address fails in one line instead of Ray's long retry loop; the project
+  (this repository, without data, caches and the venv) and its params travel as the job's
+  ``runtime_env`` working dir, so workers run the same code.
+- no address: start a local head with this machine's CPUs (dashboard off), and shut it down
+  when the block ends.
+- ``gpus`` > 0: the cluster must have that many GPUs, else one line saying so (and pointing
+  to the embedded backend).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_EXCLUDES = [".venv", ".git", ".dvc/cache", ".dvc/tmp", "data", "models", "runs", "reports", "outputs",
+                    "**/__pycache__", "*.parquet", "*.pt", "*.safetensors"]
+
+
+class ClusterError(RuntimeError):
+    """Ray cluster problem, as one line."""
+
+
+def resolve_address(address: str | None) -> str | None:
+    addr = address or os.environ.get("RAY_ADDRESS") or None
+    return None if addr in ("", "local", None) else addr
+
+
+def check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """TCP connect to ``host:port`` (also ``ray://host:port``); one line if it fails."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"ray address must be host:port, ray://host:port or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ClusterError(f"cannot reach the Ray cluster at {address} within {timeout_s:g}s ({err.strerror or err})") from None
+
+
+def cluster_gpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0))
+
+
+def require_gpus(gpus: float, what: str = "this stage") -> None:
+    have = cluster_gpus()
+    if have < gpus:
+        raise ClusterError(
+            f"{what} needs {gpus:g} GPU(s) but the Ray cluster has {have:g}; "
+            "on a CPU machine use backend: embedded in params.yaml"
+        )
+
+
+@contextlib.contextmanager
+def ray_session(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    gpus: float = 0,
+    connect_timeout_s: float = 10.0,
+    env_vars: dict[str, str] | None = None,
+    what: str = "this stage",
+) -> Iterator[str]:
+    """Yield ``"attached"``, ``"local"`` or ``"existing"`` (Ray already initialised here)."""
+    import ray
+
+    if ray.is_initialized():
+        if gpus:
+            require_gpus(gpus, what)
+        yield "existing"
+        return
+    address = resolve_address(address)
+    env = {"TOKENIZERS_PARALLELISM": "false", **(env_vars or {})}
+    if address:
+        check_reachable(address, connect_timeout_s)
+        runtime_env = {"working_dir": str(ROOT), "excludes": RUNTIME_EXCLUDES, "env_vars": env}
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ClusterError(f"cannot attach to the Ray cluster at {address}: {str(err).splitlines()[0]}") from None
+        mode = "attached"
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=True,
+                 runtime_env={"env_vars": env})
+        mode = "local"
+    try:
+        if gpus:
+            require_gpus(gpus, what)
+        yield mode
+    finally:
+        ray.shutdown()

@@ -1,0 +1,130 @@
+"""evaluate: n samples per benchmark problem from each trained run (and the base), Pass@k metrics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from riskrl.config import Params
+from riskrl.io import atomic_path, write_json
+from riskrl.pipeline.data_steps import benchmark_files
+from riskrl.pipeline.paths import Paths
+from riskrl.pipeline.stage import StageError
+from riskrl.pipeline.train_steps import check_estimator
+
+RUN_FILES = ("run.json", "train_metrics.csv")
+
+
+def _evaluate_one(model_dir: str, out_dir: str, run_dir: str | None, benchmarks: dict[str, str],
+                  ev: dict[str, Any], engine: str, threads: int) -> dict:
+    """Sample, score and summarise one model into ``out_dir`` (runs in a Ray worker)."""
+    import torch
+
+    from riskrl.evaluation.metrics import write_metrics
+    from riskrl.evaluation.sampling import get_sampler, run_evaluation
+
+    torch.set_num_threads(threads)
+    kwargs = {"batch_size": ev["batch_size"]} if engine == "embedded" else {}
+    sampler = get_sampler(engine, model_dir, **kwargs)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        run_evaluation(sampler, benchmarks, ev["n"], temperature=ev["temperature"], top_p=ev["top_p"],
+                       max_tokens=ev["max_tokens"], seed=ev["seed"], out_dir=tmp / "samples",
+                       max_problems=ev["max_problems"])
+        metrics = write_metrics(tmp / "samples", tmp / "metrics.json", tmp / "passk.csv", n_boot=ev["n_boot"],
+                                seed=ev["seed"])
+        for name in RUN_FILES if run_dir else ():
+            if (Path(run_dir) / name).exists():
+                shutil.copy2(Path(run_dir) / name, tmp / name)
+    return {"out": out_dir, "macro": metrics.get("macro", {})}
+
+
+def _model_dirs(p: Params, paths: Paths, estimator: str) -> list[tuple[Path, Path]]:
+    """(run dir, model dir) of every trained run of ``estimator``."""
+    root = paths.runs(estimator)
+    runs = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    if not runs:
+        raise StageError(f"no trained runs under {root}; run the train stage first (dvc repro train@{estimator})")
+    out = []
+    for run in runs:
+        model = run / "model"
+        if p.backend == "verl":
+            steps = sorted(run.glob("global_step_*/actor/huggingface"), key=lambda x: int(x.parts[-3].split("_")[-1]))
+            model = steps[-1] if steps else model
+        if not (model / "config.json").is_file():
+            raise StageError(f"run {run} has no final model at {model}")
+        out.append((run, model))
+    return out
+
+
+def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], progress: bool) -> list[dict]:
+    import ray
+    from tqdm.auto import tqdm
+
+    from riskrl.cluster import ray_session
+
+    engine = "embedded" if p.backend == "embedded" else "vllm"
+    ev = p.evaluate.model_dump()
+    benches = {k: str(v) for k, v in benchmark_files(p, paths).items()}
+    for name, path in benches.items():
+        if not Path(path).is_file():
+            raise StageError(f"benchmark {name} not prepared ({path}); run the prepare stage first")
+    gpus = 1 if engine == "vllm" else 0
+    with ray_session(p.cluster.address, num_cpus=p.cluster.local_cpus, gpus=gpus, what="evaluate (vLLM)",
+                     connect_timeout_s=p.cluster.connect_timeout_s):
+        task = ray.remote(num_cpus=p.cluster.cpus_per_run, num_gpus=gpus)(_evaluate_one)
+        threads = max(1, int(p.cluster.cpus_per_run))
+        refs = [task.remote(model, out, run, benches, ev, engine, threads) for model, out, run in jobs]
+        results = []
+        with tqdm(total=len(refs), desc="evaluate", disable=not progress, dynamic_ncols=True) as bar:
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                results.extend(ray.get(done))
+                bar.update(len(done))
+    return results
+
+
+def evaluate(p: Params, paths: Paths, estimator: str, progress: bool = True) -> dict:
+    """Evaluate every run of ``estimator`` into evals/<estimator>/<run>/, and its summary (DVC
+    metrics: Pass@k per run and the mean over seeds per learning rate) into
+    metrics/evaluate_<estimator>.json."""
+    check_estimator(p, estimator)
+    root = paths.evals(estimator)
+    if root.exists():
+        shutil.rmtree(root)
+    jobs = [(str(model), str(root / run.name), str(run)) for run, model in _model_dirs(p, paths, estimator)]
+    _run_all(p, paths, jobs, progress)
+    summary = summarize(root)
+    write_json(paths.eval_metrics(estimator), summary)
+    return summary
+
+
+def evaluate_base(p: Params, paths: Paths, progress: bool = True) -> dict:
+    """The starting policy on the same benchmarks (the report's reference for lost/gained)."""
+    model = paths.base_model if p.backend == "embedded" else Path(p.verl.model_path)
+    if p.backend == "embedded" and not (model / "config.json").is_file():
+        raise StageError(f"no base model at {model}; run the sft stage first")
+    _run_all(p, paths, [(str(model), str(paths.base_eval), None)], progress)
+    metrics = json.loads((paths.base_eval / "metrics.json").read_text())
+    write_json(paths.eval_metrics("base"), {"base": _figures(metrics)})
+    return metrics
+
+
+def _figures(metrics: dict) -> dict[str, float]:
+    """Flat {benchmark/pass@k: value} of a metrics dict (the numbers, not the CIs)."""
+    return {f"{b}/{k}": v for b, vals in metrics.items() for k, v in vals.items()
+            if isinstance(v, (int, float)) and k.startswith(("pass@", "maj@"))}
+
+
+def summarize(root: Path) -> dict:
+    """Per run: each benchmark's pass@1, pass@k_max; per lr: the mean over seeds (DVC metrics)."""
+    per_run: dict[str, dict] = {}
+    by_lr: dict[str, list[dict]] = {}
+    for d in sorted(x for x in root.iterdir() if (x / "metrics.json").is_file()):
+        figures = _figures(json.loads((d / "metrics.json").read_text()))
+        per_run[d.name] = figures
+        by_lr.setdefault(d.name.split("_s")[0], []).append(figures)
+    mean = {lr: {k: sum(f[k] for f in fs) / len(fs) for k in fs[0]} for lr, fs in by_lr.items()}
+    return {"mean_over_seeds": mean, "runs": per_run}
