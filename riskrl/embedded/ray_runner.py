@@ -1,0 +1,99 @@
+"""Run embedded trainings as Ray tasks: on a cluster at ``address`` or on a local head.
+
+``run_training_on_ray(configs, address=None, num_cpus_per_run=1)`` attaches to ``address``
+(or ``$RAY_ADDRESS``) when one is given, failing in one line if it cannot be reached within
+``connect_timeout_s``; otherwise it starts a local head with all of this machine's CPUs and
+shuts it down afterwards. Each ``TrainConfig`` runs as one ``@ray.remote(num_cpus=...)`` task,
+so Ray's scheduler decides how many runs share the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from riskrl.embedded.config import to_dict
+from riskrl.embedded.trainer import TrainConfig
+
+
+def _train_task(cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    # runs inside a Ray worker: import here, build the config, train (the tracker is reset in train())
+    from riskrl.embedded.trainer import TrainConfig, train
+
+    return train(TrainConfig.from_dict(cfg_dict))
+
+
+def _check_reachable(address: str, timeout_s: float) -> None:
+    """A TCP connect to ``host:port`` (``ray://`` too) with a short timeout; one-line error if it fails."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"ray address must be host:port, ray://host:port or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at {address} within {timeout_s:g}s: {e}"
+        ) from None
+
+
+def run_training_on_ray(
+    configs: list[TrainConfig],
+    address: str | None = None,
+    num_cpus_per_run: float = 1,
+    connect_timeout_s: float = 10.0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train every config as a Ray task; returns their ``run.json`` summaries in config order."""
+    import ray
+
+    if num_cpus_per_run <= 0:
+        raise ValueError(f"num_cpus_per_run must be > 0, got {num_cpus_per_run}")
+    for c in configs:
+        if c.num_threads == 0 or c.num_threads > max(1, int(num_cpus_per_run)):
+            raise ValueError(
+                f"run {c.out}: num_threads={c.num_threads} must be in 1..num_cpus_per_run ({num_cpus_per_run}); "
+                "more threads than reserved CPUs slows every run down"
+            )
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started = False
+    if not ray.is_initialized():
+        if address:
+            _check_reachable(address, connect_timeout_s)
+            try:
+                ray.init(address=address, log_to_driver=True)
+            except (ConnectionError, RuntimeError) as e:
+                raise ConnectionError(
+                    f"cannot attach to the Ray cluster at {address}: {str(e).splitlines()[0]}"
+                ) from None
+        else:
+            # "local": always a new head, never a `ray start` cluster found through its session file
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=True)
+            started = True
+    try:
+        task = ray.remote(num_cpus=num_cpus_per_run)(_train_task)
+        refs = [task.remote(to_dict(c)) for c in configs]
+        order = {ref: i for i, ref in enumerate(refs)}
+        results: list[dict[str, Any] | None] = [None] * len(refs)
+        pending = list(refs)
+        with tqdm(total=len(refs), desc="ray runs", disable=not progress, dynamic_ncols=True) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                ref = done[0]
+                try:
+                    results[order[ref]] = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:
+                    cause = e.cause if getattr(e, "cause", None) is not None else e
+                    raise RuntimeError(
+                        f"run {configs[order[ref]].out} failed: {type(cause).__name__}: {cause}"
+                    ) from None
+                bar.update(1)
+        return results  # type: ignore[return-value]
+    finally:
+        if started:
+            ray.shutdown()
