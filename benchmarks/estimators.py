@@ -31,7 +31,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn  # noqa: E402
 
-import riskrl.estimators  # noqa: E402,F401  (registers rs_grpo, riskpo)
+import riskrl.estimators.registry  # noqa: E402,F401  (registers rs_grpo, riskpo)
 from riskrl.estimators import RISKPO_PRESETS, reset_process_tracker  # noqa: E402
 
 SHAPES = [(512, 10, 3072), (1024, 5, 1024), (1024, 8, 1024)]

@@ -9,6 +9,7 @@ artifact and (flows/deploy.py) a cron schedule.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -33,12 +34,16 @@ def _dvc() -> str:
 def repro(stage: str, repo: str) -> str:
     """`dvc repro -s <stage>` in ``repo``; DVC skips it when nothing it depends on changed."""
     logger = get_run_logger()
-    proc = subprocess.run([_dvc(), "repro", "-s", stage], cwd=repo, capture_output=True, text=True)
+    # stage commands call `python`: make it this environment's, as an activated venv would
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([_dvc(), "repro", "-s", stage], cwd=repo, capture_output=True, text=True, env=env)
     out = (proc.stdout + proc.stderr).strip()
     for line in out.splitlines()[-20:]:
         logger.info(line)
     if proc.returncode:
-        lines = [ln for ln in out.splitlines() if ln.startswith(f"stage {stage.split('@')[0]}:") or "ERROR" in ln]
+        own = [ln for ln in out.splitlines() if ln.startswith(f"stage {stage.split('@')[0]}:")]
+        errors = [ln for ln in out.splitlines() if ln.startswith("ERROR")]
+        lines = own or errors
         raise StageFailed(lines[-1] if lines else f"dvc repro -s {stage} failed (exit {proc.returncode})")
     return "skipped" if "didn't change, skipping" in out else "ran"
 

@@ -21,10 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from riskrl.embedded.model import ModelConfig
-from riskrl.embedded.sft import SFTConfig
+from riskrl.embedded.configs import ModelConfig, SFTConfig, TrainConfig
 from riskrl.embedded.task import TaskConfig
-from riskrl.embedded.trainer import TrainConfig
 from riskrl.estimators.options import RiskPOOptions, RSGRPOOptions
 
 ESTIMATORS = ("grpo", "rs_grpo", "riskpo")

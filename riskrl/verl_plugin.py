@@ -12,7 +12,7 @@ import sys
 import traceback
 
 try:
-    import riskrl.estimators  # noqa: F401  (registers rs_grpo and riskpo)
+    import riskrl.estimators.registry  # noqa: F401  (registers rs_grpo and riskpo)
 except Exception as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
         f"riskrl verl plugin failed to load, so 'rs_grpo'/'riskpo' are NOT registered: "

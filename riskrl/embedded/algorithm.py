@@ -13,21 +13,20 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-RISKPO_MODES = ("track", "batch", "mix")
+from riskrl.embedded.configs import RISKPO_MODES  # noqa: E402,F401  (re-exported)
 
 
 def riskpo_section(preset: str, mode: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """``algorithm.riskpo``: the named METHODS.md preset, ``use_q_track_mode`` and overrides."""
-    from riskrl.estimators import RISKPO_PRESETS
+    from riskrl.estimators import RISKPO_PRESETS, RiskPOOptions
 
     if preset not in RISKPO_PRESETS:
         raise ValueError(f"unknown riskpo_preset {preset!r}; known: {', '.join(RISKPO_PRESETS)}")
     section = {**dict(RISKPO_PRESETS[preset]), "use_q_track_mode": mode}
-    unknown = sorted(set(overrides) - set(section))
+    known = list(RiskPOOptions.model_fields)  # every algorithm.riskpo key (the presets omit epsilon)
+    unknown = sorted(set(overrides) - set(known))
     if unknown:
-        raise ValueError(
-            f"unknown riskpo_overrides key(s): {', '.join(unknown)}; known: {', '.join(section)}"
-        )
+        raise ValueError(f"unknown riskpo_overrides key(s): {', '.join(unknown)}; known: {', '.join(known)}")
     section.update(overrides)
     return section
 
@@ -36,7 +35,7 @@ def algorithm_config(cfg: Any) -> DictConfig:
     """verl's ``algorithm`` section for this run (same keys as the verl path's YAML)."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
-    import riskrl.estimators  # noqa: F401  (registers rs_grpo and riskpo with verl)
+    import riskrl.estimators.registry  # noqa: F401  (registers rs_grpo and riskpo with verl)
 
     if cfg.estimator not in ADV_ESTIMATOR_REGISTRY:
         raise ValueError(

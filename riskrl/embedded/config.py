@@ -7,48 +7,11 @@ Every stage of the embedded backend has one flat config dataclass (``TaskConfig`
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any, TypeVar
 
 import torch
 
-T = TypeVar("T")
-
-
-def from_dict(cls: type[T], d: dict[str, Any] | None, *, section: str = "") -> T:
-    """Build ``cls`` from ``d``; unknown keys raise one line naming them and the known keys."""
-    d = dict(d or {})
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(d) - set(names))
-    if unknown:
-        where = f" in {section}" if section else ""
-        raise ValueError(f"unknown key(s){where}: {', '.join(unknown)}; known: {', '.join(names)}")
-    return cls(**d)
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of a config dataclass (for ``--help``), read from its source."""
-    import ast
-    import inspect
-    import textwrap
-
-    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for a, b in zip(body, body[1:], strict=False):
-        if (
-            isinstance(a, ast.AnnAssign)
-            and isinstance(a.target, ast.Name)
-            and isinstance(b, ast.Expr)
-            and isinstance(b.value, ast.Constant)
-            and isinstance(b.value.value, str)
-        ):
-            docs[a.target.id] = " ".join(b.value.value.split())
-    return docs
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+from riskrl.embedded.configs import field_docs, from_dict, to_dict  # noqa: F401  (re-exported)
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -8,7 +8,6 @@ default (hidden 128, 4 layers, MLP 384, tied embeddings) has about 0.86 M parame
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,44 +15,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel, Qwen2Config
 from transformers.utils import logging as hf_logging
 
-from riskrl.embedded.tokenizer import CHARS, build_tokenizer
+from riskrl.embedded.configs import ModelConfig  # noqa: F401  (re-exported)
+from riskrl.embedded.tokenizer import build_tokenizer
 from riskrl.io import atomic_path, write_json
 
 ARCHS = {"qwen2": Qwen2Config, "llama": LlamaConfig}
 hf_logging.disable_progress_bar()  # per-shard bars for a 3 MB model are noise in every log
-
-
-@dataclass
-class ModelConfig:
-    """Architecture of the tiny policy (params.yaml section ``model``)."""
-
-    arch: str = "qwen2"
-    """transformers architecture: ``qwen2`` or ``llama``"""
-    hidden_size: int = 128
-    """width of the residual stream"""
-    num_layers: int = 4
-    """number of transformer blocks"""
-    num_heads: int = 4
-    """attention heads (head dim = hidden_size / num_heads)"""
-    num_kv_heads: int = 4
-    """key/value heads (grouped-query attention when < num_heads)"""
-    intermediate_size: int = 384
-    """width of the SwiGLU MLP"""
-    max_positions: int = 64
-    """longest sequence (prompt + response) the model is built for"""
-    chars: str = CHARS
-    """the tokenizer's alphabet (one token per character, plus 4 special tokens)"""
-    seed: int = 0
-    """seed of the random initialisation"""
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHS)}")
-        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must divide by num_heads ({self.num_heads}) "
-                f"and num_heads by num_kv_heads ({self.num_kv_heads})"
-            )
 
 
 def build_model(cfg: ModelConfig, tokenizer: Any) -> PreTrainedModel:

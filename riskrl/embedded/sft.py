@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,60 +21,10 @@ import torch
 from tqdm.auto import tqdm
 
 from riskrl.embedded.config import resolve_device, set_threads, to_dict
+from riskrl.embedded.configs import SFTConfig  # noqa: F401  (re-exported)
 from riskrl.embedded.data import Example, decode_responses, encode_prompts, load_examples
 from riskrl.embedded.model import load_pretrained, save_pretrained
 from riskrl.embedded.rollout import generate
-
-
-@dataclass
-class SFTConfig:
-    """Supervised warm start (params.yaml section ``sft``; paths come from the command line)."""
-
-    model: str = ""
-    """directory of the initial model (``init-model`` output)"""
-    data: str = ""
-    """prepared parquet with the SFT problems (the train split)"""
-    out: str = ""
-    """output directory: the base policy, loadable with AutoModelForCausalLM"""
-    steps: int = 600
-    """most optimizer steps (also the length of the learning-rate schedule)"""
-    target_acc: float = 0.35
-    """stop once the held-out sampled accuracy (temperature 1) reaches this; 0 = run all steps"""
-    eval_rows: int = 256
-    """rows set aside from the data (never trained on) to measure that accuracy"""
-    eval_every: int = 10
-    """steps between two accuracy checks"""
-    eval_samples: int = 2
-    """samples per held-out row at each check"""
-    batch_size: int = 128
-    """sequences per step"""
-    lr: float = 3e-3
-    """peak AdamW learning rate (linear warmup, cosine decay to lr * min_lr_frac)"""
-    warmup_steps: int = 30
-    """linear warmup steps"""
-    min_lr_frac: float = 0.1
-    """final learning rate as a fraction of lr"""
-    weight_decay: float = 0.0
-    """AdamW weight decay"""
-    max_examples: int = 0
-    """train on the first N rows only (0 = all rows)"""
-    seed: int = 0
-    """seed of batch sampling"""
-    num_threads: int = 1
-    """torch intra-op threads (0 = torch default); 1 is fastest when runs share 2 cores"""
-    device: str = "auto"
-    """``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``"""
-    progress: bool = True
-    """show a progress bar"""
-
-    def __post_init__(self) -> None:
-        for k in ("steps", "batch_size", "eval_every", "eval_samples"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"sft.{k} must be >= 1, got {getattr(self, k)}")
-        if not self.lr > 0:
-            raise ValueError(f"sft.lr must be > 0, got {self.lr}")
-        if not 0 <= self.target_acc <= 1:
-            raise ValueError(f"sft.target_acc must be in [0, 1], got {self.target_acc}")
 
 
 def encode_sft(examples: list[Example], tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:

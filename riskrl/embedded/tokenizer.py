@@ -13,7 +13,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, proce
 from transformers import PreTrainedTokenizerFast
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
-CHARS = "0123456789+-*/=(). "
+from riskrl.embedded.configs import CHARS  # noqa: E402  (re-exported)
 
 
 def build_tokenizer(chars: str = CHARS) -> PreTrainedTokenizerFast:

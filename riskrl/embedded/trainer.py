@@ -22,7 +22,6 @@ import dataclasses
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,8 @@ from riskrl.embedded.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from riskrl.embedded.config import from_dict, resolve_device, set_threads, to_dict
+from riskrl.embedded.config import resolve_device, set_threads, to_dict
+from riskrl.embedded.configs import TrainConfig  # noqa: F401  (re-exported)
 from riskrl.embedded.data import Example, decode_responses, encode_prompts, load_examples
 from riskrl.embedded.metrics import MetricsLog
 from riskrl.embedded.model import load_pretrained, num_params, save_pretrained
@@ -58,101 +58,6 @@ RESUME_KEYS = (
     "model",
     "data",
 )
-
-
-@dataclass
-class TrainConfig:
-    """One RL run (params.yaml section ``train``; paths usually come from the command line)."""
-
-    model: str = ""
-    """directory of the starting policy (the SFT base); also the KL reference"""
-    data: str = ""
-    """prepared parquet of training prompts"""
-    out: str = ""
-    """output directory: model/, checkpoints/, train_metrics.csv, tensorboard/, run.json"""
-    estimator: str = "grpo"
-    """advantage estimator, a verl registry name: grpo, rs_grpo, riskpo (or any registered one)"""
-    lr: float = 3e-5
-    """AdamW learning rate (constant); the step size decides the estimators' story"""
-    steps: int = 100
-    """RL steps (one generate + one optimizer update each, by default)"""
-    prompts_per_step: int = 32
-    """prompts per step"""
-    n: int = 8
-    """samples per prompt (verl's rollout.n)"""
-    temperature: float = 1.0
-    """sampling temperature (log-probs are taken at the same temperature, as verl does)"""
-    top_p: float = 1.0
-    """nucleus sampling mass"""
-    max_new_tokens: int = 0
-    """response budget in tokens; 0 = the longest ground truth in the data plus EOS"""
-    clip_ratio: float = 0.2
-    """PPO clip range (verl actor.clip_ratio); inactive with one on-policy update per step"""
-    ppo_epochs: int = 1
-    """passes over each batch"""
-    ppo_mini_batches: int = 1
-    """optimizer updates per pass (the batch is cut into this many mini-batches)"""
-    loss_agg_mode: str = "token-mean"
-    """verl loss aggregation: token-mean, seq-mean-token-mean, seq-mean-token-sum, ..."""
-    kl_coef: float = 0.0
-    """KL-to-base loss coefficient (verl actor.kl_loss_coef); 0 = no reference model"""
-    kl_type: str = "low_var_kl"
-    """verl KL estimator for the KL loss"""
-    entropy_coeff: float = 0.0
-    """entropy bonus coefficient (verl actor.entropy_coeff)"""
-    weight_decay: float = 0.01
-    """AdamW weight decay (verl's default)"""
-    grad_clip: float = 1.0
-    """max gradient norm (verl's default)"""
-    norm_adv_by_std_in_grpo: bool = True
-    """algorithm.norm_adv_by_std_in_grpo (GRPO std division; RiskPO paper-std division)"""
-    rs_grpo_beta: float = 2.0
-    """algorithm.rs_grpo.beta (risk seeking for > 0)"""
-    riskpo_preset: str = "math"
-    """RiskPO preset of METHODS.md (riskrl.estimators.RISKPO_PRESETS): math, dapo, risky"""
-    riskpo_mode: str = "track"
-    """algorithm.riskpo.use_q_track_mode: track (the paper), batch (the published code), mix"""
-    riskpo_overrides: dict[str, Any] = field(default_factory=dict)
-    """other algorithm.riskpo.* keys overriding the preset, e.g. {natural_baseline_adv: false}"""
-    seed: int = 0
-    """seed of data order, uids and sampling"""
-    save_every: int = 25
-    """checkpoint every N steps (0 = none besides the final model)"""
-    keep_checkpoints: int = 0
-    """keep only the newest N checkpoints (0 = all)"""
-    resume: bool = False
-    """continue from the newest checkpoint in out/checkpoints (a fresh start if there is none)"""
-    num_threads: int = 1
-    """torch intra-op threads (0 = torch default); 1 per run when runs share a 2-core machine"""
-    device: str = "auto"
-    """``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``"""
-    tensorboard: bool = True
-    """also log to out/tensorboard"""
-    progress: bool = True
-    """show a progress bar"""
-
-    def __post_init__(self) -> None:
-        for k in ("steps", "prompts_per_step", "n", "ppo_epochs", "ppo_mini_batches"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"train.{k} must be >= 1, got {getattr(self, k)}")
-        if not self.lr > 0:
-            raise ValueError(f"train.lr must be > 0, got {self.lr}")
-        if self.max_new_tokens < 0:
-            raise ValueError(f"train.max_new_tokens must be >= 0 (0 = auto), got {self.max_new_tokens}")
-        if self.save_every < 0:
-            raise ValueError(f"train.save_every must be >= 0, got {self.save_every}")
-        if self.riskpo_mode not in alg.RISKPO_MODES:
-            raise ValueError(
-                f"unknown riskpo_mode {self.riskpo_mode!r}; known: {', '.join(alg.RISKPO_MODES)}"
-            )
-        if (self.prompts_per_step * self.n) % self.ppo_mini_batches:
-            raise ValueError(
-                f"prompts_per_step * n ({self.prompts_per_step * self.n}) must divide by ppo_mini_batches ({self.ppo_mini_batches})"
-            )
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return from_dict(cls, d, section="train")
 
 
 def step_prompts(num_examples: int, per_step: int, seed: int, step: int) -> np.ndarray:

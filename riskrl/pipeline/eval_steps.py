@@ -37,6 +37,10 @@ def _evaluate_one(model_dir: str, out_dir: str, run_dir: str | None, benchmarks:
         for name in RUN_FILES if run_dir else ():
             if (Path(run_dir) / name).exists():
                 shutil.copy2(Path(run_dir) / name, tmp / name)
+        if run_dir and (tmp / "run.json").exists():  # the report names runs "<estimator>/<lr..._s...>"
+            meta = json.loads((tmp / "run.json").read_text())
+            meta.setdefault("name", f"{Path(run_dir).parent.name}/{Path(run_dir).name}")
+            write_json(tmp / "run.json", meta)
     return {"out": out_dir, "macro": metrics.get("macro", {})}
 
 

@@ -86,7 +86,7 @@ def verl_overrides(p: Params, paths: Paths, estimator: str, lr: float, seed: int
 
 def train_verl(p: Params, paths: Paths, estimator: str) -> list[dict]:
     """Each grid cell is one ``python -m riskrl.verl`` job on the cluster (it needs GPUs)."""
-    from riskrl.cluster import require_gpus, ray_session
+    from riskrl.cluster import ray_session, require_gpus
 
     gpus = p.verl.n_gpus_per_node * p.verl.nnodes
     with ray_session(p.cluster.address, num_cpus=p.cluster.local_cpus, connect_timeout_s=p.cluster.connect_timeout_s):

@@ -21,9 +21,8 @@ from types import SimpleNamespace
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from riskrl.estimators.options import RiskPOOptions, RSGRPOOptions
+from riskrl.estimators.options import RiskPOOptions, RSGRPOOptions, parse_rs_grpo
 from riskrl.estimators.registry import riskpo_options_from_config
-from riskrl.estimators.options import parse_rs_grpo
 
 logger = logging.getLogger("riskrl.verl")
 
@@ -113,7 +112,7 @@ def task_runner_class(config: DictConfig):
     @ray.remote(num_cpus=1)
     class RiskTaskRunnerV1(base):
         def run(self, config):
-            import riskrl.estimators  # noqa: F401  (registered by the plugin too; explicit here)
+            import riskrl.estimators.registry  # noqa: F401  (registered by the plugin too; explicit here)
             import riskrl.verl.trainer  # noqa: F401  (registers trainer_mode riskrl_sync)
 
             return super().run(config)

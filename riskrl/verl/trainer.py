@@ -25,7 +25,12 @@ from omegaconf import open_dict
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-from riskrl.estimators.registry import FORK_ALIAS, get_process_tracker, reset_process_tracker, riskpo_options_from_config
+from riskrl.estimators.registry import (
+    FORK_ALIAS,
+    get_process_tracker,
+    reset_process_tracker,
+    riskpo_options_from_config,
+)
 from riskrl.io import torch_save
 
 logger = logging.getLogger("riskrl.verl")

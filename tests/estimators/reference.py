@@ -43,11 +43,11 @@ def ref_rs_grpo(scores: list[float], uids: list, beta: float) -> list[float]:
         rs = [float(scores[i]) for i in idx]
         if beta == 0:
             mean = sum(rs) / n
-            for i, r in zip(idx, rs):
+            for i, r in zip(idx, rs, strict=True):
                 adv[i] = r - mean
         else:
             denom = sum(math.exp(beta * r) for r in rs) / n
-            for i, r in zip(idx, rs):
+            for i, r in zip(idx, rs, strict=True):
                 adv[i] = (math.exp(beta * r) / denom - 1.0) / beta
     return adv
 
@@ -133,11 +133,11 @@ def ref_riskpo(scores: list[float], uids: list, opts: dict, tracker: RefTracker,
                 A = A / (pstd + EPS)
             resp = [members[u][m] for u in bun]
             ds = {}
-            for u, i in zip(bun, resp):
+            for u, i in zip(bun, resp, strict=True):
                 rs = [float(scores[j]) for j in members[u]]
                 ds[i] = float(scores[i]) - sum(rs) / len(rs)
             sum_d = sum(ds.values())
-            for u, i in zip(bun, resp):
+            for u, i in zip(bun, resp, strict=True):
                 mode_c = opts["credit_assign_mode"]
                 if mode_c == "uniform":
                     adv[i] = A
