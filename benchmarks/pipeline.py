@@ -48,14 +48,9 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="riskrl-bench-")) / "study"
     subprocess.run(["git", "clone", "-q", args.repo, str(work)], check=True)
     if args.overrides:
-        params = yaml.safe_load((work / "params.yaml").read_text())
-        for item in args.overrides:
-            key, _, value = item.partition("=")
-            node = params
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node[part]
-            node[leaf] = yaml.safe_load(value)
+        from riskrl.config import set_overrides
+
+        params = set_overrides(yaml.safe_load((work / "params.yaml").read_text()), args.overrides)
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore",
            "RAY_USAGE_STATS_ENABLED": "0", "DVC_NO_ANALYTICS": "1"}

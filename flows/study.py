@@ -101,20 +101,11 @@ def bandit(repo: str) -> str:
 def apply_overrides(repo: str, overrides: list[str]) -> None:
     """``key.sub=value`` edits of params.yaml (values parsed as YAML), validated before writing,
     so a bad override stops the flow in one line and leaves params.yaml untouched."""
-    from riskrl.config import ParamsError, load_params
+    from riskrl.config import load_params, set_overrides
     from riskrl.io import atomic_path
 
     path = Path(repo, "params.yaml")
-    data = yaml.safe_load(path.read_text())
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ParamsError(f"override {item!r} is not key=value")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+    data = set_overrides(yaml.safe_load(path.read_text()), overrides)
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False))
         load_params(tmp)  # raises one line; atomic_path then discards tmp

@@ -21,12 +21,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_EXCLUDES = [".venv", ".git", ".dvc/cache", ".dvc/tmp", "data", "models", "runs", "reports", "outputs",
-                    "**/__pycache__", "*.parquet", "*.pt", "*.safetensors"]
+RUNTIME_EXCLUDES = [
+    ".venv",
+    ".git",
+    ".dvc/cache",
+    ".dvc/tmp",
+    "data",
+    "models",
+    "runs",
+    "reports",
+    "outputs",
+    "**/__pycache__",
+    "*.parquet",
+    "*.pt",
+    "*.safetensors",
+]
 
 
 class ClusterError(RuntimeError):
     """Ray cluster problem, as one line."""
+
+
+class ClusterUnreachable(ClusterError, ConnectionError):
+    """No Ray cluster answers at the address (also a ``ConnectionError``)."""
+
+
+class BadRayAddress(ClusterError, ValueError):
+    """The address is not host:port, ray://host:port or auto (also a ``ValueError``)."""
 
 
 def resolve_address(address: str | None) -> str | None:
@@ -41,11 +62,13 @@ def check_reachable(address: str, timeout_s: float = 10.0) -> None:
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise ClusterError(f"ray address must be host:port, ray://host:port or auto, got {address!r}")
+        raise BadRayAddress(f"ray address must be host:port, ray://host:port or auto, got {address!r}")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as err:
-        raise ClusterError(f"cannot reach the Ray cluster at {address} within {timeout_s:g}s ({err.strerror or err})") from None
+        raise ClusterUnreachable(
+            f"cannot reach the Ray cluster at {address} within {timeout_s:g}s ({err.strerror or err})"
+        ) from None
 
 
 def cluster_gpus() -> float:
@@ -89,11 +112,19 @@ def ray_session(
         try:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise ClusterError(f"cannot attach to the Ray cluster at {address}: {str(err).splitlines()[0]}") from None
+            raise ClusterUnreachable(
+                f"cannot attach to the Ray cluster at {address}: {str(err).splitlines()[0]}"
+            ) from None
         mode = "attached"
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=True,
-                 runtime_env={"env_vars": env})
+        # address="local": always a new head, never a `ray start` cluster found through its session file
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=True,
+            runtime_env={"env_vars": env},
+        )
         mode = "local"
     try:
         if gpus:

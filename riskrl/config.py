@@ -246,6 +246,21 @@ def _one_line(err: ValidationError, source: str) -> ParamsError:
     return ParamsError(f"{source}: {loc}={e['input']!r}: {msg}{more}")
 
 
+def set_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` edits (values parsed as YAML, as ``dvc exp run -S`` does) to a
+    params mapping in place; validate the result with :class:`Params` before using it."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"override {item!r} is not key=value")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return data
+
+
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; :class:`ParamsError` (one line) on any problem."""
     path = Path(path)

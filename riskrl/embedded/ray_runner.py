@@ -9,12 +9,11 @@ so Ray's scheduler decides how many runs share the machine.
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from riskrl.cluster import check_reachable, ray_session
 from riskrl.embedded.config import to_dict
 from riskrl.embedded.trainer import TrainConfig
 
@@ -26,20 +25,7 @@ def _train_task(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     return train(TrainConfig.from_dict(cfg_dict))
 
 
-def _check_reachable(address: str, timeout_s: float) -> None:
-    """A TCP connect to ``host:port`` (``ray://`` too) with a short timeout; one-line error if it fails."""
-    if address in ("auto", "local"):
-        return
-    hostport = address.split("://", 1)[-1]
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"ray address must be host:port, ray://host:port or auto, got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as e:
-        raise ConnectionError(
-            f"cannot reach the Ray cluster at {address} within {timeout_s:g}s: {e}"
-        ) from None
+_check_reachable = check_reachable  # kept for callers of the old private name
 
 
 def run_training_on_ray(
@@ -60,22 +46,7 @@ def run_training_on_ray(
                 f"run {c.out}: num_threads={c.num_threads} must be in 1..num_cpus_per_run ({num_cpus_per_run}); "
                 "more threads than reserved CPUs slows every run down"
             )
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    started = False
-    if not ray.is_initialized():
-        if address:
-            _check_reachable(address, connect_timeout_s)
-            try:
-                ray.init(address=address, log_to_driver=True)
-            except (ConnectionError, RuntimeError) as e:
-                raise ConnectionError(
-                    f"cannot attach to the Ray cluster at {address}: {str(e).splitlines()[0]}"
-                ) from None
-        else:
-            # "local": always a new head, never a `ray start` cluster found through its session file
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=True)
-            started = True
-    try:
+    with ray_session(address, connect_timeout_s=connect_timeout_s):
         task = ray.remote(num_cpus=num_cpus_per_run)(_train_task)
         refs = [task.remote(to_dict(c)) for c in configs]
         order = {ref: i for i, ref in enumerate(refs)}
@@ -94,6 +65,3 @@ def run_training_on_ray(
                     ) from None
                 bar.update(1)
         return results  # type: ignore[return-value]
-    finally:
-        if started:
-            ray.shutdown()

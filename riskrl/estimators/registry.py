@@ -62,7 +62,7 @@ def _cfg_get(config: Any, key: str, default: Any = None) -> Any:
 
 def riskpo_options_from_config(config: Any) -> RiskPOOptions:
     nested = _cfg_get(config, "riskpo")
-    flat = {k: _cfg_get(config, k) for k in _FLAT_KEYS if _cfg_get(config, k) is not None}
+    flat = {k: v for k in _FLAT_KEYS if (v := _cfg_get(config, k)) is not None}
     return parse_riskpo(nested, **flat)
 
 
