@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from riskrl.embedded.config import set_threads
 from riskrl.embedded.data import load_examples
 from riskrl.embedded.model import ModelConfig, init_model
+from riskrl.embedded.runtime import set_threads
 from riskrl.embedded.sampler import EmbeddedSampler
 from riskrl.embedded.sft import SFTConfig, run_sft
 from riskrl.embedded.task import TaskConfig, check_answer, write_split

@@ -6,8 +6,10 @@
   an unreachable address fails in one line instead of Ray's long retry loop; the project
   (this repository, without data, caches and the venv) and its params travel as the job's
   ``runtime_env`` working dir, so workers run the same code.
-- no address: start a local head with this machine's CPUs (dashboard off), and shut it down
-  when the block ends.
+- no address: start a local head with this machine's CPUs on the loopback address (node IP
+  127.0.0.1, dashboard off), and shut it down when the block ends. For a real cluster start the
+  head yourself (``ray start --head --node-ip-address <ip> --include-dashboard true``) and set
+  ``cluster.address``.
 - ``gpus`` > 0: the cluster must have that many GPUs, else one line saying so (and pointing
   to the embedded backend).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,9 @@ RUNTIME_EXCLUDES = [
     "*.pt",
     "*.safetensors",
 ]
+
+
+LOCAL_HEAD_IP = "127.0.0.1"
 
 
 class ClusterError(RuntimeError):
@@ -87,6 +93,54 @@ def require_gpus(gpus: float, what: str = "this stage") -> None:
 
 
 @contextlib.contextmanager
+def _attach_quietly(timeout_s: float) -> Iterator[None]:
+    """While attaching: Ray's GCS client retries about once a second and logs each failure from C++
+    straight to fd 2 (20 lines for an address where something else answers). Retry for about
+    ``timeout_s``, hold fd 2's output back, and replay it only if the attach succeeds."""
+    import tempfile
+
+    from ray._private import ray_constants
+
+    old_retries = ray_constants.NUM_REDIS_GET_RETRIES
+    ray_constants.NUM_REDIS_GET_RETRIES = max(1, int(timeout_s))
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            ray_constants.NUM_REDIS_GET_RETRIES = old_retries
+            if ok:
+                held.seek(0)
+                sys.stderr.write(held.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While a local head starts: Ray resolves 127.0.0.1 to the machine's routable IP unless its
+    "local-only" switch (the one it uses on macOS/Windows) is on; the head's processes inherit it."""
+    from ray._private import ray_constants
+
+    var = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    old_env, old_flag = os.environ.get(var), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[var], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = old_env
+
+
+@contextlib.contextmanager
 def ray_session(
     address: str | None = None,
     *,
@@ -110,21 +164,25 @@ def ray_session(
         check_reachable(address, connect_timeout_s)
         runtime_env = {"working_dir": str(ROOT), "excludes": RUNTIME_EXCLUDES, "env_vars": env}
         try:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+            with _attach_quietly(connect_timeout_s):
+                ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise ClusterUnreachable(
-                f"cannot attach to the Ray cluster at {address}: {str(err).splitlines()[0]}"
+                f"cannot attach to the Ray cluster at {address} (something answers there, but not a Ray "
+                f"GCS within {connect_timeout_s:g}s): {str(err).splitlines()[0]}"
             ) from None
         mode = "attached"
     else:
         # address="local": always a new head, never a `ray start` cluster found through its session file
-        ray.init(
-            address="local",
-            num_cpus=num_cpus or os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=True,
-            runtime_env={"env_vars": env},
-        )
+        with _loopback_only():
+            ray.init(
+                address="local",
+                num_cpus=num_cpus or os.cpu_count(),
+                _node_ip_address=LOCAL_HEAD_IP,  # loopback: the node IP every process advertises and dials
+                include_dashboard=False,
+                log_to_driver=True,
+                runtime_env={"env_vars": env},
+            )
         mode = "local"
     try:
         if gpus:

@@ -4,33 +4,44 @@ One pydantic schema (:class:`Params`) covers every section; each stage reads onl
 An unknown key, a wrong type or an out-of-range value stops every entry point with one line
 naming the key and the allowed values, e.g.::
 
-    params.yaml: train.riskpo.bundle_size=0: Input should be greater than or equal to 1
-    params.yaml: unknown key train.lrr (known: estimators, lrs, seeds, ...)
+    params.yaml: train.variants.riskpo_track.bundle_size=0: Input should be greater than or equal to 1
+    params.yaml: train.variants.rs_grpo_b2.bet: unknown key (known: beta, norm_adv_by_std_in_grpo)
+    params.yaml: unknown key train.lrr (known: variants, lrs, seeds, ...)
 
-The embedded backend's sections reuse its config dataclasses (``TaskConfig``,
-``ModelConfig``, ``SFTConfig``, ``TrainConfig``), so their keys are the dataclass fields.
+The study is a grid of named **variants** (``train.variants``: name -> a registered verl
+estimator and its options, validated against ``riskrl.estimators.options.ESTIMATOR_OPTIONS``)
+x ``train.lrs`` x ``train.seeds``. The embedded backend's sections reuse its config
+dataclasses (``TaskConfig``, ``ModelConfig``, ``SFTConfig``, ``TrainConfig``), so their keys
+are the dataclass fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from riskrl.embedded.configs import ModelConfig, SFTConfig, TrainConfig
+from riskrl.embedded.configs import (
+    NORM_KEY,
+    ModelConfig,
+    OptionError,
+    SFTConfig,
+    TrainConfig,
+    estimator_section,
+)
 from riskrl.embedded.task import TaskConfig
-from riskrl.estimators.options import RiskPOOptions, RSGRPOOptions
 
-ESTIMATORS = ("grpo", "rs_grpo", "riskpo")
 PARAMS_FILE = "params.yaml"
+VARIANT_NAME = re.compile(r"[a-z0-9_]+")  # a DVC foreach key and a directory name
 
-# TrainConfig fields that the grid or the stage sets, not params.yaml
-_TRAIN_RUN_MANAGED = {"model", "data", "out", "estimator", "lr", "seed", "rs_grpo_beta", "riskpo_preset",
-                      "riskpo_mode", "riskpo_overrides", "norm_adv_by_std_in_grpo", "resume", "progress"}
+# TrainConfig fields that the grid, the variant or the stage sets, not params.yaml
+_TRAIN_RUN_MANAGED = {"model", "data", "out", "estimator", "estimator_options", "lr", "seed",
+                      NORM_KEY, "resume", "progress"}
 TRAIN_RUN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in _TRAIN_RUN_MANAGED)
 _SFT_MANAGED = {"model", "data", "out", "progress"}
 SFT_KEYS = tuple(f.name for f in dataclasses.fields(SFTConfig) if f.name not in _SFT_MANAGED)
@@ -89,28 +100,88 @@ class DataParams(_Strict):
     hf_cache: str | None = Field(None, description="datasets cache dir (null = HF default)")
 
 
-class GRPOParams(_Strict):
+class KeyedError(ValueError):
+    """A validator's error whose key lies below the field (``key`` is appended to its location)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Variant(_Strict):
+    """One named variant of the study, resolved: a registered verl estimator, verl's
+    ``algorithm.norm_adv_by_std_in_grpo`` and the complete ``algorithm.<estimator>`` section."""
+
+    name: str
+    estimator: str
     norm_adv_by_std_in_grpo: bool = True
+    options: dict[str, Any] = Field(default_factory=dict, description="the algorithm.<estimator> section")
 
 
-class RSGRPOParams(RSGRPOOptions):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _registered(estimator: str) -> bool:
+    """riskrl's estimators and grpo are known without importing verl (seconds); any other name
+    is looked up in verl's registry (riskrl's entries included)."""
+    from riskrl.estimators.options import ESTIMATOR_OPTIONS
+
+    if estimator in ESTIMATOR_OPTIONS or estimator == "grpo":
+        return True
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    import riskrl.estimators.registry  # noqa: F401  (registers riskrl's estimators with verl)
+
+    return estimator in ADV_ESTIMATOR_REGISTRY
 
 
-class RiskPOParams(RiskPOOptions):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    norm_adv_by_std_in_grpo: bool = True
+def _known_estimators() -> list[str]:
+    from riskrl.estimators.options import ESTIMATOR_OPTIONS
+
+    try:
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+        return sorted({"grpo", *ESTIMATOR_OPTIONS, *ADV_ESTIMATOR_REGISTRY})
+    except ImportError:  # pragma: no cover - verl is a dependency
+        return sorted({"grpo", *ESTIMATOR_OPTIONS})
+
+
+def parse_variant(name: str, spec: Any) -> Variant:
+    """Validate one ``train.variants.<name>`` entry; :class:`KeyedError` names the bad key."""
+    if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
+        raise KeyedError(str(name), "variant names must match [a-z0-9_]+ (DVC stage keys and directory names)")
+    if not isinstance(spec, dict):
+        raise KeyedError(name, f"must be a mapping {{estimator: <name>, <options>}}, got {spec!r}")
+    opts = dict(spec)
+    estimator = opts.pop("estimator", None)
+    if estimator is None:
+        raise KeyedError(name, "missing key estimator (a registered verl estimator: grpo, rs_grpo, riskpo, ...)")
+    if not isinstance(estimator, str) or not _registered(estimator):
+        raise KeyedError(f"{name}.estimator", f"={estimator!r}: unknown estimator (known: {', '.join(_known_estimators())})")
+    norm = opts.pop(NORM_KEY, True)
+    if not isinstance(norm, bool):
+        raise KeyedError(f"{name}.{NORM_KEY}", f"={norm!r}: Input should be a valid boolean")
+    try:
+        section = estimator_section(estimator, opts, also_known=(NORM_KEY,))
+    except OptionError as e:
+        raise KeyedError(f"{name}.{e.key}" if e.key else name, e.detail.removeprefix(": ") if not e.key else e.detail) from None
+    return Variant(name=name, estimator=estimator, norm_adv_by_std_in_grpo=norm, options=section)
+
+
+def _no_duplicates(values: list, what: str) -> list:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} {v!r} is listed twice")
+        seen.add(v)
+    return values
 
 
 class TrainParams(_Strict):
-    """The estimator x learning-rate x seed grid and the shared RL settings."""
+    """The variant x learning-rate x seed grid and the shared RL settings."""
 
-    estimators: list[Literal["grpo", "rs_grpo", "riskpo"]] = Field(min_length=1)
+    variants: dict[str, dict[str, Any]] = Field(
+        min_length=1, description="name -> {estimator: <registered verl estimator>, <its options>}"
+    )
     lrs: list[float] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
-    grpo: GRPOParams = GRPOParams()
-    rs_grpo: RSGRPOParams = RSGRPOParams()
-    riskpo: RiskPOParams = RiskPOParams()
     run: TrainConfig = Field(default_factory=TrainConfig, description="the TrainConfig keys shared by every run")
 
     @model_validator(mode="before")
@@ -122,28 +193,42 @@ class TrainParams(_Strict):
             data["run"] = {k: data.pop(k) for k in list(data) if k in TRAIN_RUN_KEYS}
         return data
 
+    @field_validator("variants")
+    @classmethod
+    def _valid_variants(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, spec in v.items():
+            parse_variant(name, spec)
+        return v
+
     @field_validator("lrs")
     @classmethod
     def _positive(cls, v: list[float]) -> list[float]:
         if any(not x > 0 for x in v):
             raise ValueError(f"every learning rate must be > 0, got {v}")
-        return v
+        return _no_duplicates(v, "learning rate")
 
-    def run_config(self, estimator: str, lr: float, seed: int, *, model: str, data: str, out: str, **kw: Any) -> TrainConfig:
-        """The TrainConfig of one grid cell."""
-        opts = getattr(self, estimator).model_dump()
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        return _no_duplicates(v, "seed")
+
+    def variant(self, name: str) -> Variant:
+        """The resolved variant ``name``; ValueError (one line) if the study has no such variant."""
+        if name not in self.variants:
+            raise ValueError(f"variant {name!r} is not in train.variants ({', '.join(self.variants)})")
+        return parse_variant(name, self.variants[name])
+
+    def run_config(self, variant: str, lr: float, seed: int, *, model: str, data: str, out: str, **kw: Any) -> TrainConfig:
+        """The TrainConfig of one grid cell (``variant`` names one of ``train.variants``)."""
+        v = self.variant(variant)
         cfg = dataclasses.asdict(self.run)
-        cfg.update(model=model, data=data, out=out, estimator=estimator, lr=lr, seed=seed, **kw)
-        cfg["norm_adv_by_std_in_grpo"] = opts.pop("norm_adv_by_std_in_grpo", True)
-        if estimator == "rs_grpo":
-            cfg["rs_grpo_beta"] = opts["beta"]
-        if estimator == "riskpo":
-            cfg["riskpo_mode"] = opts.pop("use_q_track_mode")
-            cfg["riskpo_overrides"] = opts  # every key, so the preset is only a fallback
+        cfg.update(model=model, data=data, out=out, estimator=v.estimator, estimator_options=dict(v.options),
+                   lr=lr, seed=seed, **{NORM_KEY: v.norm_adv_by_std_in_grpo}, **kw)
         return TrainConfig(**cfg)
 
     def grid(self) -> list[tuple[str, float, int]]:
-        return [(e, lr, s) for e in self.estimators for lr in self.lrs for s in self.seeds]
+        """(variant, lr, seed) of every run."""
+        return [(name, lr, s) for name in self.variants for lr in self.lrs for s in self.seeds]
 
 
 class EvaluateParams(_Strict):
@@ -182,6 +267,8 @@ class VerlParams(_Strict):
     max_response_length: int = Field(1024, ge=1)
     total_epochs: int = Field(1, ge=1)
     overrides: list[str] = Field(default_factory=list, description="extra Hydra overrides, verbatim")
+    eval_tensor_parallel_size: int = Field(1, ge=1, description="evaluate (vLLM): GPUs per engine; one engine "
+                                           "per eval_tensor_parallel_size GPUs of the cluster")
 
 
 class Params(_Strict):
@@ -205,6 +292,14 @@ class Params(_Strict):
             raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(SFT_KEYS)})")
         SFTConfig(**v)  # types and ranges
         return v
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> Params:
+        # Pass@k needs k <= n samples per problem; a report asking for more would promise a column it cannot fill
+        if self.report.k_high > self.evaluate.n:
+            raise ValueError(f"report.k_high={self.report.k_high} needs evaluate.n >= {self.report.k_high} "
+                             f"(Pass@k needs k samples per problem), got evaluate.n={self.evaluate.n}")
+        return self
 
     def sft_config(self, *, model: str, data: str, out: str, **kw: Any) -> SFTConfig:
         return SFTConfig(**{**self.sft, "model": model, "data": data, "out": out, **kw})
@@ -232,6 +327,11 @@ def _known_keys(loc: tuple) -> list[str]:
 def _one_line(err: ValidationError, source: str) -> ParamsError:
     e = err.errors()[0]
     loc = ".".join(str(x) for x in e["loc"] if x != "run")
+    keyed = (e.get("ctx") or {}).get("error")
+    if isinstance(keyed, KeyedError):  # a variant's own key: train.variants.<name>.<key>
+        more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+        sep = "" if str(keyed).startswith("=") or str(keyed).startswith(": ") else ": "
+        return ParamsError(f"{source}: {loc}.{keyed.key}{sep}{keyed}{more}")
     loc = loc.replace(".function-after[_known_source(), str]", "")
     msg = e["msg"].removeprefix("Value error, ")
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
@@ -255,10 +355,54 @@ def set_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
             raise ParamsError(f"override {item!r} is not key=value")
         node = data
         *parents, leaf = key.split(".")
-        for part in parents:
+        for i, part in enumerate(parents):
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise ParamsError(f"override {item!r}: {'.'.join(parents[: i + 1])} is a value, not a section")
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"override {item!r}: value is not valid YAML ({' '.join(str(err).split())})") from None
     return data
+
+
+def _check_unique_keys(node: yaml.Node, path: str = "") -> None:
+    """Refuse a key given twice in one mapping (plain YAML silently keeps the last one)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            where = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ParamsError(f"{where}: given twice in one mapping (lines {seen[key]} and {line})")
+            seen[key] = line
+            _check_unique_keys(value_node, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_unique_keys(item, f"{path}.{i}")
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """A YAML file's content; :class:`ParamsError` (one line) if it is not valid YAML or repeats
+    a key within a mapping."""
+    text = Path(path).read_text()
+    try:
+        _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        return yaml.safe_load(text)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+
+
+def validate_params(data: dict[str, Any], source: str = PARAMS_FILE) -> Params:
+    """:class:`Params` from a mapping (e.g. after :func:`set_overrides`); :class:`ParamsError`
+    (one line, naming ``source`` and the key) on any problem."""
+    try:
+        return Params(**data)
+    except ValidationError as err:
+        raise _one_line(err, source) from None
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
@@ -266,10 +410,7 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: not found (run from the repository root or pass --params)")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections")
     try:

@@ -1,5 +1,8 @@
 """Atomic output helpers: every file a stage writes appears whole or not at all.
 
+Files and folders keep the user's umask (the target's mode when it exists), not the 0600/0700 of
+``tempfile``: a shared DVC cache or team folder stays readable.
+
 A stage that fails (bad input, Ctrl-C, an offline Hub) must never leave a truncated
 parquet or JSON behind for DVC to cache, so all writers go through a temporary file in
 the same directory followed by ``os.replace`` (atomic on POSIX).
@@ -34,6 +37,7 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         tmp = Path(name)
     try:
         yield tmp
+        _set_mode(tmp, path, is_dir)
         if is_dir:
             if path.exists():
                 old = path.with_name(f".{path.name}.old")
@@ -51,6 +55,29 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for a moment, in every thread)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _set_mode(tmp: Path, path: Path, is_dir: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700: give the result the target's mode when it exists, else
+    the user's umask applied to 0644/0755 (what ``open``/``mkdir`` would have made)."""
+    try:
+        mode = path.stat().st_mode & 0o7777 if path.exists() else (0o777 if is_dir else 0o666) & ~_umask()
+        os.chmod(tmp, mode)
+    except OSError:
+        pass
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -71,11 +98,32 @@ def write_parquet(path: str | os.PathLike, df) -> Path:
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> Path:
-    import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        write_bytes(tmp, torch_bytes(obj))
     return Path(path)
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save`` into memory (then written with plain file I/O, whose disk-full error names ENOSPC
+    and the file, unlike torch's ``inline_container.cc`` RuntimeError)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
 
 
 def _json_default(o: Any):

@@ -1,7 +1,7 @@
 """DVC stage `report`: reports/report.md with Pass@k tables and PNG plots, reports/metrics.json,
 reports/plots/*.csv.
 
-    python stages/report.py [--params params.yaml]          reads: report, train.estimators
+    python stages/report.py [--params params.yaml]          reads: report, train.variants
 """
 
 import sys

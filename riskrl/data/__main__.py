@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except data.ValidationFailed as e:
         for line in e.lines:
             print(line, file=sys.stderr)
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e.summary}", file=sys.stderr)  # the lines above are the failures
         return 1
     except data.DataError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -29,8 +29,39 @@ def _hub_error(source: Source, config: str | None, split: str | None, err: BaseE
     return DataError(
         f"cannot load {what} from the Hugging Face Hub ({type(err).__name__}: {reason}); "
         f"fetch it where the Hub is reachable (python -m riskrl.data download --source {source.name} --out DIR) "
-        f"and pass the copy with --local DIR/{source.name} (or a .jsonl/.parquet file in the source's format)"
+        f"and give the copy as `local: [DIR/{source.name}]` in the dataset's params.yaml entry "
+        f"(CLI: --local DIR/{source.name}; a .jsonl/.parquet file in the source's format also works)"
     )
+
+
+HUB_CONNECT_TIMEOUT_S = 5.0
+
+
+def _offline_unless_reachable() -> None:
+    """Fail fast offline: when the Hub endpoint does not answer a TCP connect within a few seconds,
+    switch datasets/huggingface_hub to offline mode (the local cache is still used), instead of
+    their retry loop (tens of warning lines over half a minute)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", port), timeout=HUB_CONNECT_TIMEOUT_S).close()
+        return
+    except OSError:
+        pass
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    try:
+        import datasets.config
+        import huggingface_hub.constants
+
+        datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
+        huggingface_hub.constants.HF_HUB_OFFLINE = True
+    except (ImportError, AttributeError):
+        pass
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
@@ -52,6 +83,7 @@ def load_hub(source: Source, split: str, *, revision: str | None = None, cache_d
     """The source's ``split`` from the Hub (configs concatenated) as a ``datasets.Dataset``."""
     import datasets
 
+    _offline_unless_reachable()
     parts = []
     for config in source.configs:
         try:
@@ -174,6 +206,7 @@ def download(
     if source.hub_id is None:
         raise DataError(f"source {source.name!r} is not on the Hub; nothing to download")
     dest = Path(out_dir) / source.name
+    _offline_unless_reachable()
     loaded = {}
     for config in source.configs:
         try:

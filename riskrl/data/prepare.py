@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from riskrl.data.loading import iter_records
 from riskrl.data.schema import DEFAULT_ABILITY, PreparedRow, to_frame, to_python
-from riskrl.data.sources import DataError, RawProblem, Source, get_source
+from riskrl.data.sources import BadCell, DataError, RawProblem, Source, get_source
 from riskrl.data.templates import TEMPLATES, problem_hash, render, strip_template
 from riskrl.io import write_json, write_parquet
 
@@ -89,9 +89,8 @@ def build_rows(
             stats["no_answer"] += 1
             continue
         h = problem_hash(p.problem)
-        if h in seen:
-            stats["duplicate"] += 1
-            stats["conflicting_duplicate"] += seen[h] != p.answer
+        if h in seen:  # each dropped row counted once: same answer, or a different one
+            stats["conflicting_duplicate" if seen[h] != p.answer else "duplicate"] += 1
             continue
         seen[h] = p.answer
         if exclude and h in exclude:
@@ -187,6 +186,8 @@ def prepare(
                     raise DataError(
                         f"{origin}: row {i} of {source} has no column {e.args[0]} (columns: {cols})"
                     ) from None
+                except BadCell as e:
+                    raise DataError(f"{origin}: row {i} of {source}: {e}") from None
 
         rows, stats = build_rows(
             adapted(), data_source=data_source, split=split, template=template, system_prompt=system_prompt,
@@ -208,7 +209,7 @@ def prepare(
         "dropped": {k: v for k, v in stats.items() if k != "read"},
         "read": stats["read"],
         "prompt_chars": _length_stats(rows),
-        "output": str(out),
+        "output": out.name,  # not the path: the folder may be a temporary one (DVC hashes this file)
     }
     write_parquet(out, frame)
     summary_path = write_json(out.with_suffix(".summary.json"), summary)

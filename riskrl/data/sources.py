@@ -9,6 +9,7 @@ backend's multiplication task (``riskrl.embedded.task``), imported only when use
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -80,6 +81,8 @@ def answer_text(value: Any) -> str | None:
     """An answer cell as a string: ``27.0`` -> ``"27"``, ``" 5 "`` -> ``"5"``, None/"" -> None."""
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        raise BadCell(f"answer is {value!r} ({type(value).__name__}), not a string or number")
     if isinstance(value, float):
         if value != value:  # NaN
             return None
@@ -94,8 +97,18 @@ def boxed_answer(solution: str) -> str | None:
     return found[1] if found and found[1] else None
 
 
-def text(value: Any) -> str:
-    return "" if value is None else str(value)
+class BadCell(ValueError):
+    """A problem or answer cell that is not text (NaN, a number, a list...): the row is refused."""
+
+
+def text(value: Any, what: str = "problem") -> str:
+    """A problem cell: a string (None -> "", dropped as an empty problem); anything else is refused,
+    so a NaN never becomes the prompt ``"nan"``."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadCell(f"{what} is {value!r} ({type(value).__name__}), not a string")
+    return value
 
 
 def _id(row: dict[str, Any], fallback: str, *names: str) -> str:
@@ -156,8 +169,10 @@ def local_row(row: dict[str, Any], fallback: str) -> RawProblem:
     if "answer" in row:
         ans = row["answer"]
         answer = gsm8k_answer(ans) if isinstance(ans, str) and "####" in ans else answer_text(ans)
+    elif row.get("solution") is not None:
+        answer = boxed_answer(text(row["solution"], "solution"))
     else:
-        answer = boxed_answer(col(row, "answer", "solution"))
+        answer = None  # a row without an answer is dropped and counted (no_answer), as documented
     return RawProblem(
         problem=problem, answer=answer, source_id=_id(row, fallback, "unique_id", "id", "source_id")
     )

@@ -52,7 +52,10 @@ class ValidationFailed(DataError):
 
     def __init__(self, lines: list[str], out_dir: Path) -> None:
         self.lines, self.out_dir = lines, out_dir
-        super().__init__(f"{len(lines)} failed expectation(s); see {out_dir / 'data_docs' / 'index.html'}")
+        self.summary = f"{len(lines)} failed expectation(s); see {out_dir / 'data_docs' / 'index.html'}"
+        first = "; ".join(lines[:2]) + ("; ..." if len(lines) > 2 else "")
+        super().__init__(f"{len(lines)} failed expectation(s): {first} (all: {out_dir / 'validation.json'}, "
+                         f"{out_dir / 'data_docs' / 'index.html'})")
 
 
 @dataclass

@@ -13,43 +13,29 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from riskrl.embedded.configs import RISKPO_MODES  # noqa: E402,F401  (re-exported)
-
-
-def riskpo_section(preset: str, mode: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """``algorithm.riskpo``: the named METHODS.md preset, ``use_q_track_mode`` and overrides."""
-    from riskrl.estimators import RISKPO_PRESETS, RiskPOOptions
-
-    if preset not in RISKPO_PRESETS:
-        raise ValueError(f"unknown riskpo_preset {preset!r}; known: {', '.join(RISKPO_PRESETS)}")
-    section = {**dict(RISKPO_PRESETS[preset]), "use_q_track_mode": mode}
-    known = list(RiskPOOptions.model_fields)  # every algorithm.riskpo key (the presets omit epsilon)
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ValueError(f"unknown riskpo_overrides key(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    section.update(overrides)
-    return section
+from riskrl.embedded.configs import estimator_section
 
 
 def algorithm_config(cfg: Any) -> DictConfig:
-    """verl's ``algorithm`` section for this run (same keys as the verl path's YAML)."""
+    """verl's ``algorithm`` section for this run (same keys as the verl path's YAML):
+    ``adv_estimator``, ``norm_adv_by_std_in_grpo`` and, for riskrl's estimators
+    (``ESTIMATOR_OPTIONS``), the complete ``algorithm.<estimator>`` section."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
-    import riskrl.estimators.registry  # noqa: F401  (registers rs_grpo and riskpo with verl)
+    import riskrl.estimators.registry  # noqa: F401  (registers riskrl's estimators with verl)
+    from riskrl.estimators.options import ESTIMATOR_OPTIONS
 
     if cfg.estimator not in ADV_ESTIMATOR_REGISTRY:
         raise ValueError(
             f"unknown estimator {cfg.estimator!r}; known: {', '.join(sorted(ADV_ESTIMATOR_REGISTRY))}"
         )
-    riskpo = riskpo_section(cfg.riskpo_preset, cfg.riskpo_mode, dict(cfg.riskpo_overrides))
-    return OmegaConf.create(
-        {
-            "adv_estimator": cfg.estimator,
-            "norm_adv_by_std_in_grpo": bool(cfg.norm_adv_by_std_in_grpo),
-            "rs_grpo": {"beta": float(cfg.rs_grpo_beta)},
-            "riskpo": riskpo,
-        }
-    )
+    algo: dict[str, Any] = {
+        "adv_estimator": cfg.estimator,
+        "norm_adv_by_std_in_grpo": bool(cfg.norm_adv_by_std_in_grpo),
+    }
+    if cfg.estimator in ESTIMATOR_OPTIONS:
+        algo[cfg.estimator] = estimator_section(cfg.estimator, dict(cfg.estimator_options))
+    return OmegaConf.create(algo)
 
 
 def to_plain(c: DictConfig) -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""The embedded backend's config dataclasses, free of torch so params.yaml validates in a blink.
+"""The embedded backend's per-stage config dataclasses (the device/thread helpers are in
+``riskrl.embedded.runtime``; the params.yaml schema that builds these is ``riskrl.config``).
 
 One flat dataclass per stage (``ModelConfig``, ``SFTConfig``, ``TrainConfig``; ``TaskConfig``
 lives with the task); the field names are the keys of the stage's params.yaml section and every
-field has a docstring. ``from_dict(cls, d)`` builds one with a one-line error for unknown keys.
+field has a docstring. ``from_dict(cls, d)`` builds one with a one-line error for unknown keys;
+``estimator_section(estimator, options)`` is the complete ``algorithm.<estimator>`` section a
+``TrainConfig``'s ``estimator_options`` stand for (validated against ``ESTIMATOR_OPTIONS``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ T = TypeVar("T")
 
 CHARS = "0123456789+-*/=(). "  # the character tokenizer's alphabet
 ARCH_NAMES = ("qwen2", "llama")  # transformers architectures of the tiny policy
-RISKPO_MODES = ("track", "batch", "mix")
+NORM_KEY = "norm_adv_by_std_in_grpo"  # verl's algorithm key, next to the estimator's own section
+PRESET_KEY = "preset"  # riskpo: a RISKPO_PRESETS name, filled in before the keys given
 
 
 def from_dict(cls: type[T], d: dict[str, Any] | None, *, section: str = "") -> T:
@@ -51,6 +55,64 @@ def field_docs(cls: type) -> dict[str, str]:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+class OptionError(ValueError):
+    """A bad estimator option: ``key`` is its name in the options ('' for a cross-key check),
+    ``detail`` the rest of the line (``": unknown key ..."`` or ``"=0: Input should ..."``)."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        self.key, self.detail = key, detail
+        super().__init__(f"{key}{detail}" if key else detail.removeprefix(": "))
+
+    def under(self, prefix: str) -> str:
+        """The message with the key's full path, e.g. ``train.variants.rs_grpo_b2.beta=...``."""
+        return f"{prefix}.{self.key}{self.detail}" if self.key else f"{prefix}{self.detail}"
+
+
+def estimator_keys(estimator: str) -> list[str]:
+    """The ``algorithm.<estimator>`` keys an estimator takes (riskpo also ``preset``); [] for
+    verl's own estimators, which read only verl's algorithm keys."""
+    from riskrl.estimators.options import ESTIMATOR_OPTIONS
+
+    cls = ESTIMATOR_OPTIONS.get(estimator)
+    keys = list(cls.model_fields) if cls is not None else []
+    return [PRESET_KEY, *keys] if estimator == "riskpo" else keys
+
+
+def estimator_section(estimator: str, options: dict[str, Any] | None, *, also_known: tuple[str, ...] = ()) -> dict:
+    """The complete ``algorithm.<estimator>`` section of one run: ``options`` validated by the
+    estimator's options class (``riskrl.estimators.options.ESTIMATOR_OPTIONS``), defaults filled
+    in; for riskpo a ``preset`` (``RISKPO_PRESETS``) is applied first and the keys given win.
+    ``{}`` for verl's own estimators (grpo, rloo, grpo_passk, ...), which take no section.
+    Raises :class:`OptionError` naming the key; ``also_known`` only widens its hint."""
+    from pydantic import ValidationError
+
+    from riskrl.estimators.options import ESTIMATOR_OPTIONS, RISKPO_PRESETS
+
+    opts = dict(options or {})
+    known = estimator_keys(estimator)
+    for key in opts:
+        if key not in known:
+            hint = ", ".join([*known, *also_known]) or f"none: {estimator} takes no options"
+            raise OptionError(key, f": unknown key (known: {hint})")
+    cls = ESTIMATOR_OPTIONS.get(estimator)
+    if cls is None:
+        return {}
+    if PRESET_KEY in opts:
+        preset = opts.pop(PRESET_KEY)
+        if preset not in RISKPO_PRESETS:
+            raise OptionError(PRESET_KEY, f"={preset!r}: unknown preset (known: {', '.join(RISKPO_PRESETS)})")
+        opts = {**RISKPO_PRESETS[preset], **opts}
+    try:
+        return cls(**opts).model_dump()
+    except ValidationError as err:
+        e = err.errors()[0]
+        loc = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "value_error" or not loc:
+            raise OptionError(loc, f": {msg}") from None
+        raise OptionError(loc, f"={e['input']!r}: {msg}") from None
 
 
 @dataclass
@@ -148,7 +210,11 @@ class TrainConfig:
     out: str = ""
     """output directory: model/, checkpoints/, train_metrics.csv, tensorboard/, run.json"""
     estimator: str = "grpo"
-    """advantage estimator, a verl registry name: grpo, rs_grpo, riskpo (or any registered one)"""
+    """advantage estimator, a verl registry name: grpo, rs_grpo, riskpo, passk, pkpo, or any other registered one (rloo, grpo_passk, ...)"""
+    estimator_options: dict[str, Any] = field(default_factory=dict)
+    """the ``algorithm.<estimator>`` section of riskrl's estimators (their ESTIMATOR_OPTIONS keys; defaults fill the rest), e.g. {"beta": 4} for rs_grpo, {"use_q_track_mode": "batch"} or {"preset": "dapo"} for riskpo; verl's own estimators take none"""
+    norm_adv_by_std_in_grpo: bool = True
+    """algorithm.norm_adv_by_std_in_grpo, read by grpo (false: Dr.GRPO), grpo_passk and riskpo (its paper-std division)"""
     lr: float = 3e-5
     """AdamW learning rate (constant); the step size decides the estimators' story"""
     steps: int = 100
@@ -181,16 +247,6 @@ class TrainConfig:
     """AdamW weight decay (verl's default)"""
     grad_clip: float = 1.0
     """max gradient norm (verl's default)"""
-    norm_adv_by_std_in_grpo: bool = True
-    """algorithm.norm_adv_by_std_in_grpo (GRPO std division; RiskPO paper-std division)"""
-    rs_grpo_beta: float = 2.0
-    """algorithm.rs_grpo.beta (risk seeking for > 0)"""
-    riskpo_preset: str = "math"
-    """RiskPO preset of METHODS.md (riskrl.estimators.RISKPO_PRESETS): math, dapo, risky"""
-    riskpo_mode: str = "track"
-    """algorithm.riskpo.use_q_track_mode: track (the paper), batch (the published code), mix"""
-    riskpo_overrides: dict[str, Any] = field(default_factory=dict)
-    """other algorithm.riskpo.* keys overriding the preset, e.g. {natural_baseline_adv: false}"""
     seed: int = 0
     """seed of data order, uids and sampling"""
     save_every: int = 25
@@ -218,10 +274,10 @@ class TrainConfig:
             raise ValueError(f"train.max_new_tokens must be >= 0 (0 = auto), got {self.max_new_tokens}")
         if self.save_every < 0:
             raise ValueError(f"train.save_every must be >= 0, got {self.save_every}")
-        if self.riskpo_mode not in RISKPO_MODES:
-            raise ValueError(
-                f"unknown riskpo_mode {self.riskpo_mode!r}; known: {', '.join(RISKPO_MODES)}"
-            )
+        try:
+            estimator_section(self.estimator, self.estimator_options)
+        except OptionError as e:
+            raise ValueError(e.under("train.estimator_options")) from None
         if (self.prompts_per_step * self.n) % self.ppo_mini_batches:
             raise ValueError(
                 f"prompts_per_step * n ({self.prompts_per_step * self.n}) must divide by ppo_mini_batches ({self.ppo_mini_batches})"

@@ -77,7 +77,7 @@ def init_model(cfg: ModelConfig, out: str | os.PathLike) -> Path:
     """Build the tokenizer and a random model from ``cfg`` and save both to ``out``."""
     tokenizer = build_tokenizer(cfg.chars)
     model = build_model(cfg, tokenizer)
-    from riskrl.embedded.config import to_dict
+    from riskrl.embedded.configs import to_dict
 
     return save_pretrained(
         model, tokenizer, out, stage="init", model_config=to_dict(cfg), num_params=num_params(model)

@@ -9,18 +9,45 @@ so Ray's scheduler decides how many runs share the machine.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from riskrl.cluster import check_reachable, ray_session
-from riskrl.embedded.config import to_dict
+from riskrl.embedded.configs import to_dict
 from riskrl.embedded.trainer import TrainConfig
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> bool:
+    """Linux: the kernel kills this process when its parent (the node's raylet) dies.
+
+    A stage killed with ``kill -9`` on its process group takes its local Ray head with it, but a
+    worker sits in a process group of its own and Ray notices the dead raylet only after about
+    2 s: long enough for a fast run to write many more checkpoints into a folder that the next
+    ``dvc repro`` is already resuming from. Returns whether the signal was set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent died before the signal was set
+        os._exit(1)
+    return True
 
 
 def _train_task(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     # runs inside a Ray worker: import here, build the config, train (the tracker is reset in train())
     from riskrl.embedded.trainer import TrainConfig, train
+
+    die_with_parent()
 
     return train(TrainConfig.from_dict(cfg_dict))
 

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from riskrl.embedded.config import resolve_device
 from riskrl.embedded.data import decode_responses, encode_prompts
 from riskrl.embedded.model import load_pretrained
 from riskrl.embedded.rollout import generate
+from riskrl.embedded.runtime import resolve_device
 from riskrl.evaluation.sampling import render_prompt  # the one rendering shared with evaluation
 
 

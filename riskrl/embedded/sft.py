@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from riskrl.embedded.config import resolve_device, set_threads, to_dict
-from riskrl.embedded.configs import SFTConfig  # noqa: F401  (re-exported)
+from riskrl.embedded.configs import SFTConfig, to_dict  # noqa: F401  (SFTConfig re-exported)
 from riskrl.embedded.data import Example, decode_responses, encode_prompts, load_examples
 from riskrl.embedded.model import load_pretrained, save_pretrained
 from riskrl.embedded.rollout import generate
+from riskrl.embedded.runtime import resolve_device, set_threads
 
 
 def encode_sft(examples: list[Example], tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +144,8 @@ def run_sft(cfg: SFTConfig) -> dict[str, Any]:
         "num_threads": torch.get_num_threads(),
         "device": str(device),
     }
-    save_pretrained(model.cpu(), tokenizer, cfg.out, **summary)
+    # riskrl_meta.json is hashed by DVC: nothing wall-clock in it (seconds stay in the returned summary)
+    save_pretrained(model.cpu(), tokenizer, cfg.out, **{k: v for k, v in summary.items() if k != "seconds"})
     from riskrl.embedded.metrics import rows_to_csv
     from riskrl.io import write_text
 

@@ -140,7 +140,7 @@ def generate_rows(n: int, seed: int, split: str, **difficulty: Any) -> list[dict
     ``difficulty`` holds ``TaskConfig`` fields (``a_digits``, ``b_digits``, ``heldout_frac``,
     ``partition_seed``). Raises if ``n`` exceeds the split's size.
     """
-    from riskrl.embedded.config import from_dict
+    from riskrl.embedded.configs import from_dict
 
     cfg = from_dict(TaskConfig, difficulty, section="task")
     pool = split_problems(cfg, split)

@@ -31,18 +31,19 @@ from tqdm.auto import tqdm
 
 from riskrl.embedded import algorithm as alg
 from riskrl.embedded.checkpoint import (
-    latest_checkpoint,
-    load_state,
+    clean_partial,
+    config_hash,
+    load_newest,
     prune_checkpoints,
     save_checkpoint,
     set_rng_state,
 )
-from riskrl.embedded.config import resolve_device, set_threads, to_dict
-from riskrl.embedded.configs import TrainConfig  # noqa: F401  (re-exported)
+from riskrl.embedded.configs import TrainConfig, to_dict  # noqa: F401  (TrainConfig re-exported)
 from riskrl.embedded.data import Example, decode_responses, encode_prompts, load_examples
 from riskrl.embedded.metrics import MetricsLog
 from riskrl.embedded.model import load_pretrained, num_params, save_pretrained
 from riskrl.embedded.rollout import Rollout, generate, response_logprobs
+from riskrl.embedded.runtime import resolve_device, set_threads
 from riskrl.io import write_json
 
 # fields that must match between a checkpoint and the run resuming from it
@@ -54,7 +55,7 @@ RESUME_KEYS = (
     "n",
     "temperature",
     "top_p",
-    "riskpo_mode",
+    "estimator_options",
     "model",
     "data",
 )
@@ -85,42 +86,54 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     algo_cfg = alg.algorithm_config(cfg)  # validates the estimator name early
+    riskpo_mode = algo_cfg.riskpo.use_q_track_mode if cfg.estimator == "riskpo" else None
     score_fn, score_name = alg.scorer()
     ckpt_root = out / "checkpoints"
+    run_hash = config_hash(to_dict(cfg))  # of the config as given (before max_new_tokens is filled in)
 
-    # --- state: fresh or from the newest checkpoint ---
-    resume_from = latest_checkpoint(ckpt_root) if cfg.resume else None
-    model_dir = resume_from / "model" if resume_from else Path(cfg.model)
-    model, tokenizer = load_pretrained(model_dir, device)
+    # --- state: fresh or from the newest intact checkpoint (never unpickled: see checkpoint.py) ---
+    clean_partial(ckpt_root)  # temp folders of a save that was killed
+    resumed = load_newest(ckpt_root, device, max_step=cfg.steps) if cfg.resume else None
+    if resumed is not None:
+        from transformers import AutoTokenizer
+
+        # the start model's tokenizer: its saved name_or_path is then the same as in an uninterrupted run
+        model, tokenizer = resumed.model, AutoTokenizer.from_pretrained(cfg.model)
+    else:
+        model, tokenizer = load_pretrained(Path(cfg.model), device)
+    # what is saved with every checkpoint and the final model: the start model's tokenizer as
+    # loaded, never the one encoding prompts (calls can leave padding state on it), so a run that
+    # resumes to a no-op writes the same bytes as one that trained
+    from transformers import AutoTokenizer
+
+    saved_tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay
     )
     tracker = alg.reset_tracker()  # Ray reuses worker processes: never inherit a tracker
     state: dict[str, Any] = {"step": 0, "metrics": [], "timing": []}
-    if resume_from is not None:
-        state = load_state(resume_from)
+    if resumed is not None:
+        resume_from, state = resumed.path, resumed.state
         old = state["config"]
         for k in RESUME_KEYS:
             if old.get(k) != getattr(cfg, k):
                 raise ValueError(
                     f"cannot resume {resume_from}: it was written with {k}={old.get(k)!r}, this run has {getattr(cfg, k)!r}"
                 )
-        optimizer.load_state_dict(
-            torch.load(resume_from / "optimizer.pt", map_location=device, weights_only=False)
-        )
+        optimizer.load_state_dict(resumed.optimizer)
         if state.get("tracker") is not None:
             tracker.load_state_dict(state["tracker"])
-        set_rng_state(state["rng"])
-    elif ckpt_root.exists():
-        import shutil
-
-        shutil.rmtree(ckpt_root)  # a fresh run replaces an old one's checkpoints
+        set_rng_state(*state["rng"])
     ref_model = None
     if cfg.kl_coef > 0:
         ref_model, _ = load_pretrained(cfg.model, device)
         ref_model.requires_grad_(False)
 
     examples = load_examples(cfg.data, tokenizer)
+    if resumed is None and ckpt_root.exists():  # only once the inputs have been read
+        import shutil
+
+        shutil.rmtree(ckpt_root)  # a fresh run replaces an old one's checkpoints
     if not cfg.max_new_tokens:  # the fixed-width answer + EOS: generation never runs longer than needed
         longest = max(
             len(tokenizer(ex.ground_truth, add_special_tokens=False)["input_ids"]) for ex in examples
@@ -132,15 +145,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "estimator": cfg.estimator,
         "lr": cfg.lr,
         "seed": cfg.seed,
-        "mode": cfg.riskpo_mode if cfg.estimator == "riskpo" else None,
+        "mode": riskpo_mode,
         "steps": cfg.steps,
         "algorithm": alg.to_plain(algo_cfg),
         "reward_fn": score_name,
         "num_params": num_params(model),
         "num_threads": torch.get_num_threads(),
         "device": str(device),
-        "resumed_from_step": start,
-        "config": to_dict(cfg),
+        "config": {k: v for k, v in to_dict(cfg).items() if k != "resume"},  # same for a resumed run
     }
     gen = torch.Generator(device=device)
     t_run = time.perf_counter()
@@ -158,7 +170,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         )
         if cfg.estimator == "riskpo":
             row.update(tracker.metrics())  # riskpo/mode: the mode actually used (0 batch, 1 track, 2 mix)
-            row["riskpo_mode"] = cfg.riskpo_mode  # the configured mode
+            row["riskpo_mode"] = riskpo_mode  # the configured mode
         log.log(row, timing)
         bar.set_postfix(
             reward=f"{row['reward_mean']:.3f}", ent=f"{row['entropy']:.2f}", s=f"{timing['time_step']:.2f}"
@@ -170,21 +182,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 "timing": log.timing,
                 "config": to_dict(cfg),
                 "tracker": tracker.state_dict(),
+                "config_hash": run_hash,
             }
-            save_checkpoint(ckpt_root, step, model, tokenizer, optimizer, ckpt_state)
+            save_checkpoint(ckpt_root, step, model, saved_tokenizer, optimizer, ckpt_state)
             prune_checkpoints(ckpt_root, cfg.keep_checkpoints)
     log.close()
     save_pretrained(
-        model.cpu(), tokenizer, out / "model", stage="train", estimator=cfg.estimator, step=cfg.steps
+        model.cpu(), saved_tokenizer, out / "model", stage="train", estimator=cfg.estimator, step=cfg.steps
     )
     times = [t["time_step"] for t in log.timing]
-    run_info.update(
-        final=log.rows[-1] if log.rows else {},
-        seconds=time.perf_counter() - t_run,
-        mean_step_seconds=float(np.mean(times)) if times else None,
-    )
+    run_info["final"] = log.rows[-1] if log.rows else {}
+    timing = {
+        "resumed_from_step": start,
+        "seconds": time.perf_counter() - t_run,
+        "mean_step_seconds": float(np.mean(times)) if times else None,
+    }
+    # run.json is a pure function of the run (DVC hashes it); wall-clock figures go beside it
     write_json(out / "run.json", run_info)
-    return json.loads(json.dumps(run_info, default=str))
+    write_json(out / "run_timing.json", timing)
+    return json.loads(json.dumps({**run_info, **timing}, default=str))
 
 
 def rl_step(

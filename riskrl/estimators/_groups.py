@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
 PAD_PREFIX = "pad"
@@ -65,6 +64,25 @@ def _to_numpy_index(index) -> np.ndarray:
     return np.asarray(index)
 
 
+def _first_appearance_codes(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes (N,) int64, uniques (P,)): prompts numbered by first appearance in ``idx``.
+
+    One ``np.unique`` (a sort, as verl's own ``as_torch_index``) gives the sorted uniques, the
+    first position of each and the inverse map; ranking the uniques by first position turns
+    the sorted numbering into the first-appearance numbering. No Python loop over responses.
+    """
+    if idx.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), idx[:0]
+    try:
+        uniq, first, inv = np.unique(idx, return_index=True, return_inverse=True)
+    except TypeError:  # mixed, unorderable labels: compare their strings
+        uniq, first, inv = np.unique(idx.astype(str), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # sorted-unique number -> rank by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    return rank[inv.reshape(-1)].astype(np.int64, copy=False), uniq[order]
+
+
 def factorize(index, device: torch.device | str = "cpu", response_mask: torch.Tensor | None = None) -> Groups:
     """Number the prompts of ``index`` by first appearance and rank responses inside each.
 
@@ -78,9 +96,7 @@ def factorize(index, device: torch.device | str = "cpu", response_mask: torch.Te
     if idx.ndim != 1:
         raise ValueError(f"index must be 1-D (one prompt id per response), got shape {tuple(idx.shape)}")
     n = idx.shape[0]
-    # pandas' hash factorisation numbers values by first appearance: exactly the bundle order.
-    codes, uniques = pd.factorize(idx, sort=False)
-    codes = codes.astype(np.int64, copy=False)
+    codes, uniques = _first_appearance_codes(idx)
     if n and (uniques.dtype == object or uniques.dtype.kind in "US"):
         pad_u = np.char.startswith(uniques.astype(str), PAD_PREFIX)
         pad = pad_u[codes] if pad_u.any() else None
@@ -92,8 +108,8 @@ def factorize(index, device: torch.device | str = "cpu", response_mask: torch.Te
         has_tokens = response_mask[torch.from_numpy(rows).to(response_mask.device)].any(dim=-1)
         pad[rows[has_tokens.cpu().numpy()]] = False
     if pad is not None and pad.any():
-        # renumber the real prompts densely, keeping first-appearance order
-        real_codes, _ = pd.factorize(codes[~pad], sort=False)
+        # renumber the real prompts densely, keeping first-appearance order (codes already follow it)
+        real_codes = np.unique(codes[~pad], return_inverse=True)[1].reshape(-1).astype(np.int64, copy=False)
         codes = np.full(n, -1, dtype=np.int64)
         codes[~pad] = real_codes
         has_pad = True
@@ -113,3 +129,20 @@ def check_finite(scores: torch.Tensor, name: str = "scores") -> None:
     nbad = int(bad.sum())
     if nbad:
         raise ValueError(f"{name}: {nbad} of {bad.numel()} rows have NaN or inf rewards")
+
+
+def response_groups(scores: torch.Tensor, index) -> Groups:
+    """The checks every per-response estimator starts with (1-D finite scores, one index entry per
+    response), then the prompt groups of ``index``; one-line ValueError otherwise."""
+    if scores.dim() != 1:
+        raise ValueError(f"scores must be 1-D (one reward per response), got shape {tuple(scores.shape)}")
+    check_finite(scores)
+    groups = factorize(index, device=scores.device)
+    if groups.group.numel() != scores.numel():
+        raise ValueError(f"index has {groups.group.numel()} entries but scores has {scores.numel()}")
+    return groups
+
+
+def out_dtype(scores: torch.Tensor) -> torch.dtype:
+    """The advantages' dtype: ``promote(scores.dtype, float32)``."""
+    return torch.promote_types(scores.dtype, torch.float32) if scores.is_floating_point() else torch.float32

@@ -81,6 +81,30 @@ class RiskPOOptions(BaseModel):
         return self
 
 
+class PassKOptions(BaseModel):
+    """Pass@k Training (Chen et al. 2025, arXiv 2508.10751): the analytic pass@k advantage."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(4, ge=1, description="the k of pass@k (per prompt min(k, n))")
+    correct_threshold: float = Field(0.5, allow_inf_nan=False, description="a response is correct when its reward >= this")
+    epsilon: float = Field(1e-6, gt=0.0, le=1e-2, description="denominator guard of the std")
+
+
+class PKPOOptions(BaseModel):
+    """PKPO (Walder & Karkhanis 2025, arXiv 2505.15201): unbiased max@k gradient weights."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(4, ge=1, description="the k of max@k (per prompt min(k, n))")
+    baseline: Literal["none", "mean", "loo"] = Field("loo", description="none: s_i; mean: s_i - mean(s); loo: leave-one-out")
+
+
+class GRPOOptions(BaseModel):
+    """verl's GRPO (``norm_adv_by_std_in_grpo: false`` is Dr.GRPO)."""
+
+    model_config = ConfigDict(extra="forbid")
+    norm_adv_by_std_in_grpo: bool = Field(True, description="divide by the group's std (false: Dr.GRPO)")
+
+
 # Published settings of the three RiskPO scripts (METHODS.md table). ``lr_q`` is the fork's
 # default. verl's norm_adv_by_std_in_grpo is true in all three.
 RISKPO_PRESETS: dict[str, dict[str, Any]] = {
@@ -120,18 +144,38 @@ def _plain(cfg: Any) -> dict:
     raise TypeError(f"expected a mapping of options, got {type(cfg).__name__}")
 
 
+def _parse(name: str, cls: type[BaseModel], options: Any, overrides: dict[str, Any]) -> Any:
+    """``cls`` from a mapping and/or keywords; one-line ValueError naming ``name.<key>``."""
+    try:
+        return cls(**{**_plain(options), **overrides})
+    except ValidationError as err:
+        raise one_line_error(name, err) from None
+
+
 def parse_riskpo(options: Any = None, **overrides: Any) -> RiskPOOptions:
     """Validate RiskPO options (mapping and/or keywords); one-line ValueError on bad input."""
-    data = {**_plain(options), **overrides}
-    try:
-        return RiskPOOptions(**data)
-    except ValidationError as err:
-        raise one_line_error("riskpo", err) from None
+    return _parse("riskpo", RiskPOOptions, options, overrides)
 
 
 def parse_rs_grpo(options: Any = None, **overrides: Any) -> RSGRPOOptions:
-    data = {**_plain(options), **overrides}
-    try:
-        return RSGRPOOptions(**data)
-    except ValidationError as err:
-        raise one_line_error("rs_grpo", err) from None
+    return _parse("rs_grpo", RSGRPOOptions, options, overrides)
+
+
+def parse_passk(options: Any = None, **overrides: Any) -> PassKOptions:
+    """Validate Pass@k Training options (``algorithm.passk.*``); one-line ValueError on bad input."""
+    return _parse("passk", PassKOptions, options, overrides)
+
+
+def parse_pkpo(options: Any = None, **overrides: Any) -> PKPOOptions:
+    """Validate PKPO options (``algorithm.pkpo.*``); one-line ValueError on bad input."""
+    return _parse("pkpo", PKPOOptions, options, overrides)
+
+
+# riskrl's own estimators: their options, under ``algorithm.<name>.*`` (verl's other estimators
+# take only verl's own algorithm keys).
+ESTIMATOR_OPTIONS: dict[str, type[BaseModel]] = {
+    "rs_grpo": RSGRPOOptions,
+    "riskpo": RiskPOOptions,
+    "passk": PassKOptions,
+    "pkpo": PKPOOptions,
+}

@@ -1,4 +1,4 @@
-"""verl adapters: ``rs_grpo`` and ``riskpo`` in verl's advantage-estimator registry.
+"""verl adapters: ``rs_grpo``, ``riskpo``, ``passk`` and ``pkpo`` in verl's advantage-estimator registry.
 
 verl's generic ``compute_advantage`` path calls a registered estimator with exactly
 ``token_level_rewards`` (bs, L), ``response_mask`` (bs, L), ``index`` (the uid ndarray) and
@@ -7,7 +7,8 @@ verl's generic ``compute_advantage`` path calls a registered estimator with exac
 per-response estimator of this package, then one broadcast multiply by the mask.
 
 Config keys (declared with their defaults in ``riskrl/verl/config/riskrl_trainer.yaml``):
-``algorithm.rs_grpo.beta``, ``algorithm.riskpo.<published key>`` and verl's own
+``algorithm.rs_grpo.beta``, ``algorithm.riskpo.<published key>``, ``algorithm.passk.{k,
+correct_threshold, epsilon}``, ``algorithm.pkpo.{k, baseline}`` and verl's own
 ``algorithm.norm_adv_by_std_in_grpo``. For scripts written for the RiskPO fork, its flat keys
 (``+algorithm.bundle_size=5``) are honoured too and override ``algorithm.riskpo.*``, and its
 estimator name ``grpo_bundle_RVaR_quantile_tracking`` is an alias of ``riskpo``.
@@ -24,7 +25,9 @@ import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
 from riskrl.estimators._groups import check_finite, factorize
-from riskrl.estimators.options import RiskPOOptions, parse_riskpo, parse_rs_grpo
+from riskrl.estimators.options import RiskPOOptions, parse_passk, parse_pkpo, parse_riskpo, parse_rs_grpo
+from riskrl.estimators.passk import passk_from_groups
+from riskrl.estimators.pkpo import pkpo_from_groups
 from riskrl.estimators.riskpo import riskpo_from_groups
 from riskrl.estimators.rs_grpo import rs_grpo_from_groups
 from riskrl.estimators.tracker import QuantileTracker
@@ -148,6 +151,66 @@ def compute_riskpo_outcome_advantage(
     groups = factorize(index, device=scores.device, response_mask=response_mask)
     tracker = get_process_tracker(opts.lr_q)
     adv = riskpo_from_groups(scores, groups, opts, tracker, norm)
+    return _broadcast(adv, token_level_rewards, response_mask)
+
+
+@register_adv_est("passk")
+def compute_passk_outcome_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index,
+    config: Any = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pass@k Training (Chen et al. 2025) for verl: the analytic pass@k advantage.
+
+    Per prompt (n responses, c with reward >= ``correct_threshold``, ``k_g = min(k, n)``):
+    ``R = 1 - C(n-c, k_g)/C(n, k_g)``, ``sigma = sqrt(R (1 - R))``; correct responses get
+    ``(1 - R)/(sigma + eps)``, incorrect ones ``(1 - R - C(n-c-1, k_g-1)/C(n-1, k_g-1))/(sigma + eps)``.
+
+    Args:
+        token_level_rewards: (bs, response_length)
+        response_mask: (bs, response_length)
+        index: (bs,) uid ndarray
+        config: verl's ``algorithm`` config; reads ``passk.k`` (4), ``passk.correct_threshold``
+            (0.5), ``passk.epsilon`` (1e-6)
+
+    Returns:
+        advantages, returns: (bs, response_length), equal (outcome-only estimator)
+    """
+    opts = parse_passk(_cfg_get(config, "passk"))
+    scores = _scores(token_level_rewards)
+    groups = factorize(index, device=scores.device, response_mask=response_mask)
+    adv = passk_from_groups(scores, groups, opts.k, opts.correct_threshold, opts.epsilon)
+    return _broadcast(adv, token_level_rewards, response_mask)
+
+
+@register_adv_est("pkpo")
+def compute_pkpo_outcome_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index,
+    config: Any = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PKPO (Walder & Karkhanis 2025) for verl: unbiased max@k gradient weights, any real rewards.
+
+    ``s_i = (1/C(n, k_g)) sum over the k_g-subsets I containing i of max_I r``, with the
+    baseline ``none`` / ``mean`` / ``loo`` (default), from each prompt's sorted rewards.
+
+    Args:
+        token_level_rewards: (bs, response_length)
+        response_mask: (bs, response_length)
+        index: (bs,) uid ndarray
+        config: verl's ``algorithm`` config; reads ``pkpo.k`` (4) and ``pkpo.baseline`` (loo)
+
+    Returns:
+        advantages, returns: (bs, response_length), equal (outcome-only estimator)
+    """
+    opts = parse_pkpo(_cfg_get(config, "pkpo"))
+    scores = _scores(token_level_rewards)
+    groups = factorize(index, device=scores.device, response_mask=response_mask)
+    adv = pkpo_from_groups(scores, groups, opts.k, opts.baseline)
     return _broadcast(adv, token_level_rewards, response_mask)
 
 

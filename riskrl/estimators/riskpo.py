@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from riskrl.estimators._groups import Groups, check_finite, factorize
+from riskrl.estimators._groups import Groups, out_dtype, response_groups
 from riskrl.estimators.options import RiskPOOptions, parse_riskpo
 from riskrl.estimators.tracker import MODE_CODES, QuantileTracker
 
@@ -223,15 +223,9 @@ def riskpo_advantage(
     Returns:
         (N,) advantages, dtype ``promote(scores.dtype, float32)``, on ``scores.device``.
     """
-    if scores.dim() != 1:
-        raise ValueError(f"scores must be 1-D (one reward per response), got shape {tuple(scores.shape)}")
-    check_finite(scores)
+    groups = response_groups(scores, index)
     opts = parse_riskpo(**options)
     if tracker is not None and "lr_q" in options and float(options["lr_q"]) != tracker.lr_q:
         logger.warning("riskpo: lr_q=%s ignored, the given tracker has lr_q=%s", options["lr_q"], tracker.lr_q)
-    groups = factorize(index, device=scores.device)
-    if groups.group.numel() != scores.numel():
-        raise ValueError(f"index has {groups.group.numel()} entries but scores has {scores.numel()}")
     adv = riskpo_from_groups(scores, groups, opts, tracker, norm_adv_by_std_in_grpo)
-    out_dtype = torch.promote_types(scores.dtype, torch.float32) if scores.is_floating_point() else torch.float32
-    return adv.to(out_dtype)
+    return adv.to(out_dtype(scores))

@@ -12,6 +12,9 @@ per-problem value, with a 95% percentile-bootstrap CI over problems (``passk.py`
 its own n. The macro figure averages the benchmarks' figures (each benchmark weighs the same);
 its CI resamples problems within each benchmark. Only keys present in every benchmark are
 macro-averaged.
+
+Comparisons of two policies on the same problems: ``paired_bootstrap_diff`` (the difference of
+seed-averaged figures with a paired bootstrap CI over problems and seeds) and ``verdict``.
 """
 
 from __future__ import annotations
@@ -180,3 +183,96 @@ def write_metrics(
     if out_plots is not None:
         write_text(out_plots, metrics_long_table(metrics).to_csv(index=False))
     return metrics
+
+
+#: the verdict of a paired difference: its CI above 0, below 0, or containing 0.
+VERDICTS = ("better", "worse", "no clear difference")
+
+
+def verdict(ci_low: float, ci_high: float) -> str:
+    """``better`` when the CI of (variant - baseline) excludes 0 from above, ``worse`` from below."""
+    if ci_low > 0:
+        return VERDICTS[0]
+    if ci_high < 0:
+        return VERDICTS[1]
+    return VERDICTS[2]
+
+
+def _resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) float counts of n draws with replacement from n items, one row per resample."""
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
+def paired_bootstrap_diff(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    strata: np.ndarray | None = None,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Difference ``a - b`` of two policies' mean figures on the same problems, with a paired
+    two-level bootstrap CI.
+
+    ``a`` (S_a, P) or (S_a, P, M): per-problem figures (e.g. pass@1, pass@4, pass@16) of S_a seeds
+    of the variant; ``b`` (S_b, P[, M]) of the baseline, problems in the same order. The figure of
+    a policy is the mean over its seeds and over problems; with ``strata`` (P,) labels (e.g. the
+    benchmark), the mean over strata of the within-stratum means (each benchmark weighs the same,
+    as the macro figure).
+
+    Each resample draws the problems with replacement (within each stratum), one draw shared by
+    ``a`` and ``b`` (the pairing: a problem's difficulty cancels), and the seeds of each policy
+    with replacement (independently: seed s of two variants are different training runs), so
+    the CI covers both the benchmark's and the training's spread. Vectorised: resampling counts
+    as weights, ``dist[r] = sum_s wa[r, s] (wp[r] @ a[s]) - sum_s wb[r, s] (wp[r] @ b[s])``.
+
+    Returns ``{"diff": (M,), "ci_low": (M,), "ci_high": (M,), "dist": (n_boot, M)}`` (M dropped
+    for 2-D input); the same ``seed`` gives the same numbers.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    flat = a.ndim == 2
+    if flat and b.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    if a.ndim != 3 or b.ndim != 3:
+        raise ValueError(
+            f"paired_bootstrap_diff: a and b must be (seeds, problems[, metrics]); got {a.shape}, {b.shape}"
+        )
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(
+            f"paired_bootstrap_diff: a and b must hold the same problems and metrics; got {a.shape} and {b.shape}"
+        )
+    (sa, p, m), sb = a.shape, b.shape[0]
+    if min(sa, sb, p) < 1:
+        raise ValueError(f"paired_bootstrap_diff: needs >= 1 seed and problem; got {a.shape}, {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("paired_bootstrap_diff: a and b must be finite (a k above some problem's n?)")
+    if not 0 < alpha < 1:
+        raise ValueError(f"paired_bootstrap_diff: alpha must be in (0, 1); got {alpha}")
+    codes = (
+        np.zeros(p, dtype=np.int64)
+        if strata is None
+        else np.unique(np.asarray(strata), return_inverse=True)[1]
+    )
+    if codes.shape != (p,):
+        raise ValueError(
+            f"paired_bootstrap_diff: strata must have one label per problem ({p}); got {codes.shape}"
+        )
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(codes == g) for g in range(int(codes.max()) + 1)]
+    w0 = np.zeros(p)  # point weights: 1 / (size of the stratum x number of strata)
+    wp = np.zeros((n_boot, p))  # (B, P) resampled problem weights, rows sum to 1
+    for idx in members:
+        w0[idx] = 1.0 / (len(idx) * len(members))
+        wp[:, idx] = _resample_counts(rng, len(idx), n_boot) * w0[idx]
+    wa = _resample_counts(rng, sa, n_boot) / sa  # (B, S_a)
+    wb = _resample_counts(rng, sb, n_boot) / sb  # (B, S_b)
+    ta = (wp @ a.transpose(1, 0, 2).reshape(p, sa * m)).reshape(n_boot, sa, m)  # (B, S_a, M)
+    tb = (wp @ b.transpose(1, 0, 2).reshape(p, sb * m)).reshape(n_boot, sb, m)
+    dist = np.einsum("rs,rsm->rm", wa, ta) - np.einsum("rs,rsm->rm", wb, tb)  # (B, M)
+    diff = w0 @ (a.mean(0) - b.mean(0))  # (M,)
+    lo, hi = percentile_ci(dist, alpha)
+    out = {"diff": diff, "ci_low": lo, "ci_high": hi, "dist": dist}
+    return {k: v[..., 0] for k, v in out.items()} if flat else out

@@ -226,21 +226,54 @@ def _require_vllm() -> None:
         raise RuntimeError(VLLM_MISSING)
 
 
-def _require_gpu_cluster() -> None:
+def _require_gpu_cluster(tensor_parallel_size: int = 1) -> float:
+    """The cluster's GPU count; one line if it cannot hold one engine of ``tensor_parallel_size`` GPUs."""
     import ray
 
     res = ray.cluster_resources()
-    if res.get("GPU", 0) == 0:
+    gpus = float(res.get("GPU", 0))
+    if gpus == 0:
         raise RuntimeError(
             f"the Ray cluster has no GPU (CPU={res.get('CPU', 0):g}, GPU=0); "
             "the vLLM sampler needs one; on CPU use the embedded sampler"
         )
+    if gpus < tensor_parallel_size:
+        raise RuntimeError(
+            f"the vLLM sampler's tensor_parallel_size={tensor_parallel_size} needs {tensor_parallel_size} GPUs "
+            f"per engine but the Ray cluster has {gpus:g}"
+        )
+    return gpus
+
+
+def problem_seed(seed: int, index: int) -> int:
+    """The sampling seed of problem ``index`` (its position in the benchmark) under run seed ``seed``:
+    independent of which engine or shard samples it, distinct across problems."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]).generate_state(1)[0] >> 1)
+
+
+def shard_bounds(num_items: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous, near-equal ``[start, stop)`` ranges covering ``num_items`` in order (no empty one)."""
+    shards = max(1, min(shards, num_items))
+    size, extra = divmod(num_items, shards)
+    bounds, start = [], 0
+    for k in range(shards):
+        stop = start + size + (k < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
 
 
 def _vllm_generate(
-    model: str, prompts: list[Prompt], sampling: dict[str, Any], llm_kwargs: dict[str, Any]
+    model: str,
+    prompts: list[Prompt],
+    sampling: dict[str, Any],
+    llm_kwargs: dict[str, Any],
+    seeds: list[int] | None = None,
 ) -> list[list[Completion]]:
-    """Runs on the GPU worker: load ``vllm.LLM``, render prompts, generate ``n`` per prompt."""
+    """Runs on a GPU worker (one engine): load ``vllm.LLM``, render the prompts with its tokenizer,
+    generate ``n`` per prompt, prompt ``i`` with ``SamplingParams(seed=seeds[i])`` (default: the
+    run's seed for all). One ``generate`` call with one ``SamplingParams`` per prompt, as vLLM
+    takes them; an engine that accepts a single ``SamplingParams`` per call gets one call per prompt."""
     try:
         import vllm
     except ImportError as e:
@@ -248,35 +281,63 @@ def _vllm_generate(
     llm = vllm.LLM(model=model, seed=sampling["seed"], **llm_kwargs)
     tokenizer = llm.get_tokenizer()
     texts = [render_prompt(p, tokenizer) for p in prompts]
-    results = llm.generate(texts, vllm.SamplingParams(**sampling), use_tqdm=False)
+    seeds = [sampling["seed"]] * len(texts) if seeds is None else list(seeds)
+    params = [vllm.SamplingParams(**{**sampling, "seed": s}) for s in seeds]
+    if len(set(seeds)) == 1:
+        results = llm.generate(texts, params[0])
+    else:
+        try:
+            results = llm.generate(texts, params)
+        except (TypeError, AttributeError):  # an engine without per-prompt SamplingParams
+            results = [llm.generate([t], sp)[0] for t, sp in zip(texts, params, strict=True)]
     return [[(o.text, len(o.token_ids)) for o in r.outputs] for r in results]
 
 
 class VLLMSampler:
-    """vLLM on a GPU: ``LLM(model).generate(prompts, SamplingParams(n, temperature, top_p, max_tokens,
-    seed))`` run as a Ray task with ``num_gpus`` GPUs (Ray is started locally if not running).
+    """vLLM on the cluster's GPUs: the prompts are split into contiguous shards, one Ray task per
+    engine, each ``LLM(model, tensor_parallel_size=...)`` on ``tensor_parallel_size`` GPUs running
+    ``generate(prompts, SamplingParams(n, temperature, top_p, max_tokens, seed))``. Problem ``i``
+    is sampled with seed ``problem_seed(seed, i)``, so the samples do not depend on how many
+    engines there are. ``engines`` defaults to the cluster's GPUs // ``tensor_parallel_size``
+    (at most one per prompt); Ray is started locally if not running.
 
-    Needs the ``gpu`` extra and a Ray cluster with a GPU; both are checked before submitting,
-    each with a one-line ``RuntimeError``.
+    Needs the ``gpu`` extra and a Ray cluster with enough GPUs; both are checked before
+    submitting, each with a one-line ``RuntimeError``.
     """
 
     def __init__(
         self,
         model: str,
         *,
-        num_gpus: float = 1,
+        tensor_parallel_size: int = 1,
+        engines: int | None = None,
         ray_address: str | None = None,
         gpu_memory_utilization: float = 0.85,
         dtype: str = "auto",
         max_model_len: int | None = None,
         **llm_kwargs: Any,
     ) -> None:
+        if int(tensor_parallel_size) < 1:
+            raise ValueError(f"VLLMSampler: tensor_parallel_size must be >= 1; got {tensor_parallel_size}")
+        if engines is not None and int(engines) < 1:
+            raise ValueError(f"VLLMSampler: engines must be >= 1; got {engines}")
         self.model = str(model)
-        self.num_gpus = num_gpus
+        self.tensor_parallel_size = int(tensor_parallel_size)
+        self.engines = None if engines is None else int(engines)
         self.ray_address = ray_address
-        self.llm_kwargs = {"gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype, **llm_kwargs}
+        self.llm_kwargs = {
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "dtype": dtype,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            **llm_kwargs,
+        }
         if max_model_len is not None:
             self.llm_kwargs["max_model_len"] = max_model_len
+
+    def num_engines(self, num_prompts: int, cluster_gpus: float) -> int:
+        """How many engines (Ray tasks) sample ``num_prompts`` prompts on ``cluster_gpus`` GPUs."""
+        fit = max(1, int(cluster_gpus // self.tensor_parallel_size))
+        return max(1, min(self.engines or fit, num_prompts))
 
     def sample(
         self,
@@ -293,13 +354,15 @@ class VLLMSampler:
 
         if not ray.is_initialized():
             ray.init(address=self.ray_address, include_dashboard=False)
-        _require_gpu_cluster()
-        sampling = {
-            "n": n,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_tokens": max_tokens,
-            "seed": seed,
-        }
-        task = ray.remote(num_gpus=self.num_gpus)(_vllm_generate)
-        return ray.get(task.remote(self.model, list(prompts), sampling, self.llm_kwargs))
+        gpus = _require_gpu_cluster(self.tensor_parallel_size)
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        sampling = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}
+        seeds = [problem_seed(seed, i) for i in range(len(prompts))]
+        task = ray.remote(num_gpus=self.tensor_parallel_size)(_vllm_generate)
+        refs = [
+            task.remote(self.model, prompts[a:b], sampling, self.llm_kwargs, seeds[a:b])
+            for a, b in shard_bounds(len(prompts), self.num_engines(len(prompts), gpus))
+        ]
+        return [out for shard in ray.get(refs) for out in shard]

@@ -6,8 +6,8 @@ Layout of one ``dvc repro`` (paths relative to the repository root)::
     data/prepared/         prepare    verl-schema parquet per dataset
     data/validation/       validate   great-expectations results and Data Docs
     models/base/           sft        embedded base policy (init + SFT)
-    runs/<estimator>/<run> train      one RL run per (lr, seed): model, checkpoints, logs
-    evals/<estimator>/<run>  evaluate samples, Pass@k metrics (+ metrics/evaluate_<estimator>.json)
+    runs/<variant>/<run>   train      one RL run per (lr, seed) of a train.variants entry: model, checkpoints, logs
+    evals/<variant>/<run>  evaluate   samples, Pass@k metrics (+ metrics/evaluate_<variant>.json)
     evals/base/            evaluate_base   the starting policy (+ metrics/evaluate_base.json)
     reports/               report     report.md and its PNG plots (+ metrics/study.json, plots/*.csv)
     outputs/bandit/        bandit     the RS-GRPO bandit reproduction

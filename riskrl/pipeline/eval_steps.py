@@ -10,24 +10,33 @@ from typing import Any
 from riskrl.config import Params
 from riskrl.io import atomic_path, write_json
 from riskrl.pipeline.data_steps import benchmark_files
+from riskrl.pipeline.outputs import (
+    check_backend,
+    check_cluster,
+    check_model,
+    check_parquet,
+    preflight,
+    staged_output,
+)
 from riskrl.pipeline.paths import Paths
 from riskrl.pipeline.stage import StageError
-from riskrl.pipeline.train_steps import check_estimator
+from riskrl.pipeline.train_steps import check_variant
 
 RUN_FILES = ("run.json", "train_metrics.csv")
 
 
 def _evaluate_one(model_dir: str, out_dir: str, run_dir: str | None, benchmarks: dict[str, str],
-                  ev: dict[str, Any], engine: str, threads: int) -> dict:
-    """Sample, score and summarise one model into ``out_dir`` (runs in a Ray worker)."""
+                  ev: dict[str, Any], engine: str, threads: int, sampler_kwargs: dict[str, Any],
+                  variant: str | None = None) -> dict:
+    """Sample, score and summarise one model into ``out_dir`` (runs in a Ray worker; with vLLM it
+    only coordinates: the sampler's engines are Ray tasks of their own, one per GPU group)."""
     import torch
 
     from riskrl.evaluation.metrics import write_metrics
     from riskrl.evaluation.sampling import get_sampler, run_evaluation
 
     torch.set_num_threads(threads)
-    kwargs = {"batch_size": ev["batch_size"]} if engine == "embedded" else {}
-    sampler = get_sampler(engine, model_dir, **kwargs)
+    sampler = get_sampler(engine, model_dir, **sampler_kwargs)
     with atomic_path(out_dir, is_dir=True) as tmp:
         run_evaluation(sampler, benchmarks, ev["n"], temperature=ev["temperature"], top_p=ev["top_p"],
                        max_tokens=ev["max_tokens"], seed=ev["seed"], out_dir=tmp / "samples",
@@ -37,19 +46,20 @@ def _evaluate_one(model_dir: str, out_dir: str, run_dir: str | None, benchmarks:
         for name in RUN_FILES if run_dir else ():
             if (Path(run_dir) / name).exists():
                 shutil.copy2(Path(run_dir) / name, tmp / name)
-        if run_dir and (tmp / "run.json").exists():  # the report names runs "<estimator>/<lr..._s...>"
+        if run_dir and (tmp / "run.json").exists():  # the report names runs "<variant>/<lr..._s...>"
             meta = json.loads((tmp / "run.json").read_text())
-            meta.setdefault("name", f"{Path(run_dir).parent.name}/{Path(run_dir).name}")
+            meta["variant"] = variant or Path(run_dir).parent.name  # the report's label; estimator: verl's name
+            meta.setdefault("name", f"{meta['variant']}/{Path(run_dir).name}")
             write_json(tmp / "run.json", meta)
     return {"out": out_dir, "macro": metrics.get("macro", {})}
 
 
-def _model_dirs(p: Params, paths: Paths, estimator: str) -> list[tuple[Path, Path]]:
-    """(run dir, model dir) of every trained run of ``estimator``."""
-    root = paths.runs(estimator)
+def _model_dirs(p: Params, paths: Paths, variant: str) -> list[tuple[Path, Path]]:
+    """(run dir, model dir) of every trained run of ``variant``."""
+    root = paths.runs(variant)
     runs = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
     if not runs:
-        raise StageError(f"no trained runs under {root}; run the train stage first (dvc repro train@{estimator})")
+        raise StageError(f"no trained runs under {root}; run the train stage first (dvc repro train@{variant})")
     out = []
     for run in runs:
         model = run / "model"
@@ -62,7 +72,8 @@ def _model_dirs(p: Params, paths: Paths, estimator: str) -> list[tuple[Path, Pat
     return out
 
 
-def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], progress: bool) -> list[dict]:
+def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], progress: bool,
+             variant: str | None = None) -> list[dict]:
     import ray
     from tqdm.auto import tqdm
 
@@ -74,12 +85,20 @@ def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], p
     for name, path in benches.items():
         if not Path(path).is_file():
             raise StageError(f"benchmark {name} not prepared ({path}); run the prepare stage first")
-    gpus = 1 if engine == "vllm" else 0
+    if engine == "vllm":
+        # the coordinating task holds no GPU (its engines do: one Ray task per
+        # eval_tensor_parallel_size GPUs), else a 1-GPU cluster would deadlock
+        gpus, task_opts = p.verl.eval_tensor_parallel_size, {"num_cpus": 0, "num_gpus": 0}
+        sampler_kwargs: dict[str, Any] = {"tensor_parallel_size": p.verl.eval_tensor_parallel_size}
+    else:
+        gpus, task_opts = 0, {"num_cpus": p.cluster.cpus_per_run, "num_gpus": 0}
+        sampler_kwargs = {"batch_size": ev["batch_size"]}
     with ray_session(p.cluster.address, num_cpus=p.cluster.local_cpus, gpus=gpus, what="evaluate (vLLM)",
                      connect_timeout_s=p.cluster.connect_timeout_s):
-        task = ray.remote(num_cpus=p.cluster.cpus_per_run, num_gpus=gpus)(_evaluate_one)
+        task = ray.remote(**task_opts)(_evaluate_one)
         threads = max(1, int(p.cluster.cpus_per_run))
-        refs = [task.remote(model, out, run, benches, ev, engine, threads) for model, out, run in jobs]
+        refs = [task.remote(model, out, run, benches, ev, engine, threads, sampler_kwargs, variant)
+                for model, out, run in jobs]
         results = []
         with tqdm(total=len(refs), desc="evaluate", disable=not progress, dynamic_ncols=True) as bar:
             pending = list(refs)
@@ -90,19 +109,29 @@ def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], p
     return results
 
 
-def evaluate(p: Params, paths: Paths, estimator: str, progress: bool = True) -> dict:
-    """Evaluate every run of ``estimator`` into evals/<estimator>/<run>/, and its summary (DVC
+def evaluate(p: Params, paths: Paths, variant: str, progress: bool = True) -> dict:
+    """Evaluate every run of ``variant`` into evals/<variant>/<run>/, and its summary (DVC
     metrics: Pass@k per run and the mean over seeds per learning rate) into
-    metrics/evaluate_<estimator>.json."""
-    check_estimator(p, estimator)
-    root = paths.evals(estimator)
-    if root.exists():
-        shutil.rmtree(root)
-    jobs = [(str(model), str(root / run.name), str(run)) for run, model in _model_dirs(p, paths, estimator)]
-    _run_all(p, paths, jobs, progress)
-    summary = summarize(root)
-    write_json(paths.eval_metrics(estimator), summary)
+    metrics/evaluate_<variant>.json."""
+    check_variant(p, variant)
+    root = paths.evals(variant)
+    models = _model_dirs(p, paths, variant)
+    preflight_evaluate(p, paths, [m for _, m in models])
+    with staged_output(root) as tmp:  # the old evaluations stay until the new ones are complete
+        jobs = [(str(model), str(tmp / run.name), str(run)) for run, model in models]
+        _run_all(p, paths, jobs, progress, variant)
+        summary = summarize(tmp)
+    write_json(paths.eval_metrics(variant), summary)
     return summary
+
+
+def preflight_evaluate(p: Params, paths: Paths, models: list[Path]) -> None:
+    """Benchmarks readable, models loadable, backend possible, cluster reachable: before any output moves."""
+    hint = "run the prepare stage again (dvc repro prepare)"
+    checks = [lambda f=f, n=n: check_parquet(f, f"benchmark {n}", hint) for n, f in benchmark_files(p, paths).items()]
+    if p.backend == "embedded":
+        checks += [lambda m=m: check_model(m, "run its stage again") for m in models]
+    preflight(*checks, lambda: check_backend(p, "evaluate"), lambda: check_cluster(p))
 
 
 def evaluate_base(p: Params, paths: Paths, progress: bool = True) -> dict:
@@ -110,7 +139,8 @@ def evaluate_base(p: Params, paths: Paths, progress: bool = True) -> dict:
     model = paths.base_model if p.backend == "embedded" else Path(p.verl.model_path)
     if p.backend == "embedded" and not (model / "config.json").is_file():
         raise StageError(f"no base model at {model}; run the sft stage first")
-    _run_all(p, paths, [(str(model), str(paths.base_eval), None)], progress)
+    preflight_evaluate(p, paths, [model])
+    _run_all(p, paths, [(str(model), str(paths.base_eval), None)], progress)  # written beside, then swapped
     metrics = json.loads((paths.base_eval / "metrics.json").read_text())
     write_json(paths.eval_metrics("base"), {"base": _figures(metrics)})
     return metrics

@@ -26,11 +26,12 @@ class Paths:
     def base_model(self) -> Path:
         return self.root / "models" / "base"
 
-    def runs(self, estimator: str) -> Path:
-        return self.root / "runs" / estimator
+    def runs(self, variant: str) -> Path:
+        """runs/<variant>/: one directory per (lr, seed) run of a train.variants entry."""
+        return self.root / "runs" / variant
 
-    def evals(self, estimator: str) -> Path:
-        return self.root / "evals" / estimator
+    def evals(self, variant: str) -> Path:
+        return self.root / "evals" / variant
 
     @property
     def base_eval(self) -> Path:
@@ -41,7 +42,8 @@ class Paths:
         return self.root / "reports"
 
     def eval_metrics(self, name: str) -> Path:
-        """DVC metrics file of an evaluate stage (outside its cached out directory)."""
+        """DVC metrics file of an evaluate stage (``name``: a variant or ``base``), outside its
+        cached out directory."""
         return self.root / "metrics" / f"evaluate_{name}.json"
 
     @property

@@ -9,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from riskrl.evaluation.metrics import MACRO
-from riskrl.io import write_text
-from riskrl.report.plots import plot_passk_curves, plot_training, plot_vs_lr, slug
+from riskrl.io import write_json, write_text
+from riskrl.report.paired import BASELINE, PAIRED_KS, paired_differences, paired_markdown
+from riskrl.report.plots import plot_passk_curves, plot_quantiles, plot_training, plot_vs_lr, slug
+from riskrl.report.readme import PROVENANCE, provenance
 from riskrl.report.runs import BASE, Run, discover_runs, group_runs, load_run
-from riskrl.report.tables import group_label, lost_gained, lost_gained_markdown, passk_markdown, passk_summary
+from riskrl.report.tables import lost_gained, lost_gained_markdown, passk_markdown, passk_summary
 
 
 @dataclass
@@ -25,6 +27,8 @@ class Report:
     changes: pd.DataFrame | None  # lost/gained per run and benchmark; None without a base
     figures: list[Path] = field(default_factory=list)
     path: Path | None = None  # report.md
+    paired: pd.DataFrame | None = None  # riskrl.report.paired.PAIRED_COLUMNS: variant - baseline
+    provenance: dict = field(default_factory=dict)  # machine, commit and study shape (provenance.json)
 
 
 def build_report(
@@ -37,10 +41,13 @@ def build_report(
     seed: int = 0,
     maj_subsamples: int = 256,
     k_high: int = 16,
+    baseline: str = BASELINE,
+    paired_ks: tuple[int, ...] = PAIRED_KS,
 ) -> Report:
     """Load ``runs`` (run directories or parents of them) and ``base``; write into ``out_dir``:
-    ``report.md``, ``passk_<bench>.png``, ``lr_<bench>.png``, ``training.png``,
-    ``passk_summary.csv`` and ``lost_gained.csv``. Every file is written atomically."""
+    ``report.md``, ``passk_<bench>.png``, ``lr_<bench>.png``, ``training.png``, ``quantiles.png``
+    (RiskPO variants), ``passk_summary.csv``, ``paired_diff.csv`` (each variant - ``baseline`` at
+    the same lr), ``lost_gained.csv`` and ``provenance.json``. Every file is written atomically."""
     out = Path(out_dir)
     trained = [load_run(p, maj_subsamples=maj_subsamples, seed=seed) for p in discover_runs(list(runs))]
     base_run = (
@@ -50,11 +57,16 @@ def build_report(
     all_groups = ({(BASE, None): [base_run]} if base_run else {}) | groups
     summary = passk_summary(all_groups, n_boot=n_boot, seed=seed)
     changes = lost_gained([r for rs in groups.values() for r in rs], base_run) if base_run else None
+    paired = paired_differences(groups, base_run, baseline=baseline, ks=paired_ks, n_boot=n_boot, seed=seed)
 
     figures = plot_passk_curves(summary, out) + plot_vs_lr(summary, out, k_high=k_high)
     training = plot_training(groups, out)
-    figures += [training] if training else []
+    quantiles = plot_quantiles(groups, out)
+    figures += [f for f in (training, quantiles) if f]
     write_text(out / "passk_summary.csv", summary.to_csv(index=False))
+    write_text(out / "paired_diff.csv", paired.to_csv(index=False))
+    prov = provenance(trained, base_run)
+    write_json(out / PROVENANCE, prov)
     if changes is not None:
         flat = changes.assign(
             lost_ids=changes["lost_ids"].map(" ".join), gained_ids=changes["gained_ids"].map(" ".join)
@@ -62,11 +74,35 @@ def build_report(
         write_text(out / "lost_gained.csv", flat.to_csv(index=False))
 
     table = passk_markdown(summary)
-    md = _markdown(title, trained, base_run, groups, summary, table, changes, training, k_high)
+    paired_md = _paired_section(paired, baseline, quantiles is not None)
+    md = _markdown(title, trained, base_run, groups, summary, table, changes, paired_md, training, k_high)
     path = write_text(out / "report.md", md)
     return Report(
-        markdown=md, passk_markdown=table, summary=summary, changes=changes, figures=figures, path=path
-    )
+        markdown=md, passk_markdown=table, summary=summary, changes=changes, figures=figures, path=path,
+        paired=paired, provenance=prov,
+    )  # fmt: skip
+
+
+def _paired_section(paired: pd.DataFrame, baseline: str, quantiles: bool) -> str:
+    s = [f"## Paired differences against {baseline}\n"]
+    if paired.empty:
+        s.append(f"_no variant shares a learning rate with the baseline `{baseline}`_\n")
+    else:
+        s.append(
+            "Each variant minus the baseline at the same learning rate on the same problems. The CI "
+            "resamples problems (one draw for both policies, so problem difficulty cancels) and, "
+            "independently, each policy's seeds. Difficulty buckets: the base model's pass@1 on the problem.\n"
+        )
+        s.append(paired_markdown(paired))
+    s.append(_QUANTILES if quantiles else "")
+    return "\n".join(s) + "\n"
+
+
+_QUANTILES = (
+    "## RiskPO's tracked quantiles\n\n"
+    "The 19 quantiles of the paper scores the tracker follows (colour = level) and the bounds a, b the "
+    "advantage used, mean over seeds.\n\n![tracked quantiles](quantiles.png)\n"
+)
 
 
 def _markdown(
@@ -77,12 +113,13 @@ def _markdown(
     summary: pd.DataFrame,
     table: str,
     changes: pd.DataFrame | None,
+    paired_md: str,
     training: Path | None,
     k_high: int,
 ) -> str:
     benches = sorted(b for b in summary["benchmark"].unique() if b != MACRO)
     plotted = benches + ([MACRO] if (summary["benchmark"] == MACRO).any() else [])
-    estimators = sorted({r.estimator for r in trained})
+    variants = sorted({r.variant for r in trained})
     lrs = sorted({r.lr for r in trained if r.lr is not None})
     seeds = sorted({r.seed for r in trained if r.seed is not None})
     n_by_bench = {
@@ -95,7 +132,7 @@ def _markdown(
     }
     s = [f"# {title}\n"]
     s.append(
-        f"{len(trained)} trained run(s) in {len(groups)} group(s): estimators {', '.join(estimators) or '–'}; "
+        f"{len(trained)} trained run(s) in {len(groups)} group(s): variants {', '.join(variants) or '–'}; "
         f"learning rates {', '.join(f'{x:g}' for x in lrs) or '–'}; seeds {', '.join(map(str, seeds)) or '–'}. "
         + (f"Base: `{base.path}`.\n" if base else "No base run.\n")
     )
@@ -121,12 +158,13 @@ def _markdown(
             "Lost: the base solved it at least once in its n samples and the run never; gained: the reverse.\n"
         )
         s.append(lost_gained_markdown(changes))
+    s.append(paired_md)
     s.append("## Training curves\n")
     s.append("![training curves](training.png)\n" if training else "_no training logs found_\n")
     s.append("## Runs\n")
-    s.append("| run | estimator | lr | seed | path |\n|---|---|---|---|---|")
+    s.append("| run | variant | estimator | lr | seed | path |\n|---|---|---|---|---|---|")
     for run in ([base] if base else []) + [r for rs in groups.values() for r in rs]:
         lr = "–" if run.lr is None else f"{run.lr:g}"
         seed = "–" if run.seed is None else str(run.seed)
-        s.append(f"| {run.name} | {group_label(run.estimator, None)} | {lr} | {seed} | `{run.path}` |")
+        s.append(f"| {run.name} | {run.variant} | {run.estimator} | {lr} | {seed} | `{run.path}` |")
     return "\n".join(s) + "\n"

@@ -1,6 +1,6 @@
 """Report figures as PNG, drawn with matplotlib's object API (Agg canvas, no pyplot state).
 
-Colour = estimator, line style = learning rate; the base model is black and dashed.
+Colour = variant, line style = learning rate; the base model is black and dashed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from riskrl.evaluation.metrics import MACRO
@@ -48,22 +51,22 @@ def _fixed_layout(fig: Figure) -> None:
 
 
 class _Styler:
-    """Consistent colour per estimator and line style per learning rate across all figures."""
+    """Consistent colour per variant and line style per learning rate across all figures."""
 
-    def __init__(self, estimators: list[str], lrs: list[float]) -> None:
-        self.colors = {e: f"C{i % 10}" for i, e in enumerate(sorted(set(estimators) - {BASE}))}
+    def __init__(self, variants: list[str], lrs: list[float]) -> None:
+        self.colors = {e: f"C{i % 10}" for i, e in enumerate(sorted(set(variants) - {BASE}))}
         self.lrs = {lr: i for i, lr in enumerate(sorted(set(lrs)))}
 
-    def __call__(self, estimator: str, lr: float | None) -> dict:
-        if estimator == BASE:
+    def __call__(self, variant: str, lr: float | None) -> dict:
+        if variant == BASE:
             return {"color": "black", "linestyle": "--", "marker": "x"}
         i = self.lrs.get(lr, 0)
-        return {"color": self.colors[estimator], "linestyle": STYLES[i % 4], "marker": MARKERS[i % 6]}
+        return {"color": self.colors[variant], "linestyle": STYLES[i % 4], "marker": MARKERS[i % 6]}
 
 
 def _styler(summary: pd.DataFrame) -> _Styler:
     lrs = [float(x) for x in summary["lr"].dropna().unique()]
-    return _Styler(list(summary["estimator"].unique()), lrs)
+    return _Styler(list(summary["variant"].unique()), lrs)
 
 
 def _benchmarks(summary: pd.DataFrame) -> list[str]:
@@ -85,7 +88,7 @@ def plot_passk_curves(summary: pd.DataFrame, out_dir: str | os.PathLike) -> list
             for label, g in dm.groupby("label", sort=False):
                 g = g.sort_values("k")
                 x = np.log2(g["k"].to_numpy(dtype=float))
-                st = style(g["estimator"].iloc[0], g["lr"].iloc[0] if pd.notna(g["lr"].iloc[0]) else None)
+                st = style(g["variant"].iloc[0], g["lr"].iloc[0] if pd.notna(g["lr"].iloc[0]) else None)
                 ax.plot(x, g["mean"], label=label, markersize=4, **st)
                 ax.fill_between(x, g["ci_low"], g["ci_high"], color=st["color"], alpha=0.06, linewidth=0)
             ks = sorted(dm["k"].unique())
@@ -102,7 +105,7 @@ def plot_passk_curves(summary: pd.DataFrame, out_dir: str | os.PathLike) -> list
 
 def plot_vs_lr(summary: pd.DataFrame, out_dir: str | os.PathLike, *, k_high: int = 16) -> list[Path]:
     """Per benchmark ``lr_<bench>.png``: pass@1 and pass@k_high (or the largest k) against the
-    learning rate, one line per estimator with seed-sd error bars; the base as a dashed line."""
+    learning rate, one line per variant with seed-sd error bars; the base as a dashed line."""
     style, out = _styler(summary), []
     passk = summary[summary["metric"] == "pass@k"]
     for bench in _benchmarks(summary):
@@ -114,18 +117,18 @@ def plot_vs_lr(summary: pd.DataFrame, out_dir: str | os.PathLike, *, k_high: int
         show = sorted(set(show), key=show.index)
         fig = Figure(figsize=(5.0 * len(show), 3.8))
         axes = fig.subplots(1, len(show), squeeze=False)[0]
-        trained = df[df["estimator"] != BASE]
+        trained = df[df["variant"] != BASE]
         log_x = bool(len(trained)) and bool((trained["lr"] > 0).all())
         for ax, k in zip(axes, show, strict=True):
             dk = df[df["k"] == k]
-            for est, g in dk[dk["estimator"] != BASE].groupby("estimator", sort=True):
+            for est, g in dk[dk["variant"] != BASE].groupby("variant", sort=True):
                 g = g.sort_values("lr")
                 st = style(est, None)
                 ax.errorbar(
                     g["lr"], g["mean"], yerr=g["sd"].fillna(0.0), label=est, color=st["color"],
                     marker="o", capsize=3, markersize=4,
                 )  # fmt: skip
-            base = dk[dk["estimator"] == BASE]
+            base = dk[dk["variant"] == BASE]
             if len(base):
                 b = base.iloc[0]
                 ax.axhline(b["mean"], color="black", linestyle="--", linewidth=1, label=BASE)
@@ -147,7 +150,7 @@ def plot_training(
     groups: dict[tuple[str, float | None], list[Run]], out_dir: str | os.PathLike
 ) -> Path | None:
     """``training.png``: reward, entropy, response length and tracked quantiles a, b over steps;
-    per (estimator, lr) the mean over seeds, the band spans min..max over seeds. None if no logs."""
+    per (variant, lr) the mean over seeds, the band spans min..max over seeds. None if no logs."""
     logged = {g: [r for r in runs if r.train is not None] for g, runs in groups.items()}
     logged = {g: runs for g, runs in logged.items() if runs}
     cols = [c for c in TRAIN_ALIASES if any(c in r.train.columns for runs in logged.values() for r in runs)]
@@ -177,3 +180,52 @@ def plot_training(
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[1]))
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=8)
     return _save(fig, Path(out_dir) / "training.png")
+
+
+QUANTILE = re.compile(r"^riskpo/q_(\d+(?:\.\d+)?)$")
+
+
+def quantile_columns(train: pd.DataFrame | None) -> list[str]:
+    """The tracked-quantile columns ``riskpo/q_<level>`` of a training log, by level."""
+    if train is None:
+        return []
+    return sorted((c for c in train.columns if QUANTILE.match(c)), key=lambda c: float(QUANTILE.match(c)[1]))
+
+
+def plot_quantiles(
+    groups: dict[tuple[str, float | None], list[Run]], out_dir: str | os.PathLike
+) -> Path | None:
+    """``quantiles.png``: RiskPO's tracked quantiles q_0.05 .. q_0.95 of the paper scores over
+    steps, one panel per (variant, lr) whose logs have them (mean over seeds; colour = level),
+    with the bounds a and b it used dashed. None when no run tracked quantiles."""
+    tracked = {g: [r for r in runs if quantile_columns(r.train)] for g, runs in groups.items()}
+    tracked = {g: runs for g, runs in tracked.items() if runs}
+    if not tracked:
+        return None
+    ncols = min(3, len(tracked))
+    nrows = math.ceil(len(tracked) / ncols)
+    fig = Figure(figsize=(4.6 * ncols, 3.4 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    cmap = colormaps["viridis"]
+    for ax, ((variant, lr), runs) in zip(axes, tracked.items(), strict=False):
+        cols = quantile_columns(runs[0].train)
+        levels = [float(QUANTILE.match(c)[1]) for c in cols]
+        for col, level in zip(cols, levels, strict=True):
+            wide = pd.concat([r.train.set_index("step")[col] for r in runs if col in r.train.columns], axis=1)
+            ax.plot(wide.index, wide.mean(axis=1), color=cmap(level), linewidth=0.9)
+        for col, name, ls in (("riskpo/a", "a", "--"), ("riskpo/b", "b", ":")):
+            series = [r.train.set_index("step")[col] for r in runs if col in r.train.columns]
+            if series:
+                ax.plot(pd.concat(series, axis=1).mean(axis=1), color="black", linestyle=ls, linewidth=1.2,
+                        label=f"{name} (used)")  # fmt: skip
+        ax.set_title(f"tracked quantiles — {group_label(variant, lr)}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("paper score")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=7, loc="best")
+    for ax in axes[len(tracked) :]:
+        ax.set_visible(False)
+    sm = ScalarMappable(cmap=cmap, norm=Normalize(0, 1))
+    fig.colorbar(sm, ax=list(axes[: len(tracked)]), label="quantile level", shrink=0.8)
+    return _save(fig, Path(out_dir) / "quantiles.png")

@@ -2,10 +2,12 @@
 
 A run directory holds::
 
-    run.json            {"estimator": "riskpo", "lr": 1e-6, "seed": 0, "name": "riskpo-lr1e-6-s0"}
+    run.json            {"variant": "riskpo_track", "estimator": "riskpo", "lr": 1e-6, "seed": 0,
+                         "name": "riskpo_track/lr1e-06_s0"}   ("variant" defaults to "estimator")
     metrics.json        riskrl.evaluation metrics (recomputed from samples/ when absent)
     samples/*.parquet   samples tables (riskrl.evaluation.schema)
-    train_metrics.csv   or train_metrics.jsonl: step, reward_mean, entropy, riskpo/a, riskpo/b, ...
+    train_metrics.csv   or train_metrics.jsonl: step, reward_mean, entropy, riskpo/a, riskpo/b,
+                        riskpo/q_0.05 .. riskpo/q_0.95 (RiskPO's tracked quantiles), ...
 
 The base run (the model before training) needs no run.json and no training log.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,22 +38,28 @@ TRAIN_ALIASES: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class Run:
-    """One evaluated model: a trained run (estimator, lr, seed) or the base model."""
+    """One evaluated model: a trained run (variant, lr, seed) or the base model.
+
+    ``variant`` is the study's label of the configuration (an estimator plus its options, e.g.
+    ``riskpo_batch``); ``estimator`` the verl estimator it runs (``riskpo``).
+    """
 
     path: Path
     name: str
-    estimator: str
+    variant: str
     lr: float | None
     seed: int | None
     metrics: dict[str, dict]  # riskrl.evaluation metrics dict
     problems: pd.DataFrame  # per-problem figures (riskrl.evaluation.metrics.problem_table)
     train: pd.DataFrame | None  # training log indexed by nothing, with a 'step' column
     is_base: bool = False
+    estimator: str = ""
+    meta: dict = field(default_factory=dict)  # run.json as written by the trainer
 
     @property
     def group(self) -> tuple[str, float | None]:
-        """Seeds of the same (estimator, lr) are averaged together."""
-        return (self.estimator, self.lr)
+        """Seeds of the same (variant, lr) are averaged together."""
+        return (self.variant, self.lr)
 
 
 def discover_runs(paths: list[str | os.PathLike]) -> list[Path]:
@@ -125,11 +133,13 @@ def load_run(
     if (path / "run.json").is_file():
         meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
     elif not is_base:
-        raise ValueError(f"run '{path}' has no run.json (needs estimator, lr, seed, name)")
+        raise ValueError(f"run '{path}' has no run.json (needs variant or estimator, lr, seed, name)")
     if not is_base:
-        missing = [k for k in ("estimator", "lr", "seed") if k not in meta]
+        missing = [repr(k) for k in ("lr", "seed") if k not in meta]
+        if not (meta.get("variant") or meta.get("estimator")):
+            missing.insert(0, "'variant' (or 'estimator')")
         if missing:
-            raise ValueError(f"run '{path}': run.json is missing {', '.join(map(repr, missing))}")
+            raise ValueError(f"run '{path}': run.json is missing {', '.join(missing)}")
     if not (path / "samples").is_dir():
         raise ValueError(f"run '{path}' has no samples/ directory")
     samples = read_samples(path / "samples")
@@ -142,18 +152,20 @@ def load_run(
     return Run(
         path=path,
         name=str(meta.get("name") or (BASE if is_base else path.name)),
-        estimator=BASE if is_base else str(meta["estimator"]),
+        variant=BASE if is_base else str(meta.get("variant") or meta["estimator"]),
         lr=None if is_base else float(meta["lr"]),
         seed=None if is_base else int(meta["seed"]),
         metrics=metrics,
         problems=problems,
         train=read_training_log(log) if log is not None else None,
         is_base=is_base,
+        estimator=BASE if is_base else str(meta.get("estimator") or meta["variant"]),
+        meta=meta,
     )
 
 
 def group_runs(runs: list[Run]) -> dict[tuple[str, float | None], list[Run]]:
-    """Runs by (estimator, lr), sorted by estimator then lr; seeds sorted within a group."""
+    """Runs by (variant, lr), sorted by variant then lr; seeds sorted within a group."""
     groups: dict[tuple[str, float | None], list[Run]] = {}
     for run in runs:
         groups.setdefault(run.group, []).append(run)

@@ -1,6 +1,6 @@
 """The report's numbers: the Pass@k summary over seeds and the problems lost/gained against the base.
 
-Summary figures per (estimator, lr) group, benchmark and metric (``pass@k``, ``maj@k``):
+Summary figures per (variant, lr) group, benchmark and metric (``pass@k``, ``maj@k``):
 
 * ``mean``: mean over seeds of each run's figure (its ``metrics.json``),
 * ``sd``: standard deviation across seeds (ddof=1; NaN with one seed), the training spread,
@@ -20,7 +20,7 @@ from riskrl.report.runs import Run
 
 SUMMARY_COLUMNS = (
     "label",
-    "estimator",
+    "variant",
     "lr",
     "seeds",
     "benchmark",
@@ -34,8 +34,9 @@ SUMMARY_COLUMNS = (
 SHOW_IDS = 5  # problem ids listed per lost/gained cell
 
 
-def group_label(estimator: str, lr: float | None) -> str:
-    return estimator if lr is None else f"{estimator} lr={lr:g}"
+def group_label(variant: str, lr: float | None) -> str:
+    """``riskpo_batch lr=0.0003``; the base is just ``base``."""
+    return variant if lr is None else f"{variant} lr={lr:g}"
 
 
 def pooled_problems(runs: list[Run]) -> pd.DataFrame:
@@ -52,7 +53,7 @@ def passk_summary(
 ) -> pd.DataFrame:
     """Long table (``SUMMARY_COLUMNS``), one row per group x benchmark (incl. macro) x k-metric."""
     rows = []
-    for (estimator, lr), runs in groups.items():
+    for (variant, lr), runs in groups.items():
         pooled = summarize_problems(pooled_problems(runs), n_boot=n_boot, seed=seed)
         for bench in _benchmarks(runs):
             keys = [k for k in runs[0].metrics.get(bench, {}) if KMETRIC.match(k)]
@@ -63,8 +64,8 @@ def passk_summary(
                 m = KMETRIC.match(key)
                 rows.append(
                     (
-                        group_label(estimator, lr),
-                        estimator,
+                        group_label(variant, lr),
+                        variant,
                         lr,
                         len(vals),
                         bench,
@@ -136,7 +137,7 @@ def lost_gained(runs: list[Run], base: Run) -> pd.DataFrame:
             rows.append(
                 (
                     run.name,
-                    run.estimator,
+                    run.variant,
                     run.lr,
                     run.seed,
                     bench,
@@ -149,7 +150,7 @@ def lost_gained(runs: list[Run], base: Run) -> pd.DataFrame:
             )
     cols = [
         "run",
-        "estimator",
+        "variant",
         "lr",
         "seed",
         "benchmark",

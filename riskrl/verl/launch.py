@@ -21,13 +21,13 @@ from types import SimpleNamespace
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from riskrl.estimators.options import RiskPOOptions, RSGRPOOptions, parse_rs_grpo
+from riskrl.estimators.options import ESTIMATOR_OPTIONS, parse_passk, parse_pkpo, parse_rs_grpo
 from riskrl.estimators.registry import riskpo_options_from_config
 
 logger = logging.getLogger("riskrl.verl")
 
-_SECTIONS = {"riskpo": RiskPOOptions, "rs_grpo": RSGRPOOptions}
-_KEY_RE = re.compile(r"^[+~]*algorithm\.(riskpo|rs_grpo)\.([^.=]+)")
+_SECTIONS = dict(ESTIMATOR_OPTIONS)  # riskpo, rs_grpo, passk, pkpo
+_KEY_RE = re.compile(rf"^[+~]*algorithm\.({'|'.join(_SECTIONS)})\.([^.=]+)")
 
 GPU_HINT = (
     "the verl backend needs GPUs ({detail}); on a CPU machine use the embedded backend "
@@ -61,6 +61,8 @@ def validate_estimator_config(config: DictConfig) -> None:
     try:
         riskpo_options_from_config(config.algorithm)
         parse_rs_grpo(config.algorithm.get("rs_grpo"))
+        parse_passk(config.algorithm.get("passk"))
+        parse_pkpo(config.algorithm.get("pkpo"))
     except ValueError as err:
         raise LaunchError(f"algorithm.{err}") from None
 

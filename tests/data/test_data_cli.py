@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from data_fixtures import write_jsonl
 
 from riskrl.data.__main__ import main
@@ -73,6 +74,7 @@ def test_prepare_and_validate_from_the_command_line(tmp_path, raw_files, capsys)
     assert (val / "data_docs" / "index.html").is_file()
 
 
+@pytest.mark.slow  # a fresh interpreter importing great-expectations
 def test_cli_subprocess_exits_1_with_one_line_per_failed_expectation(tmp_path):
     bench = write_jsonl(tmp_path / "aime.jsonl", [{"problem": "What is $2+2$?", "answer": "4"}])
     bad = write_jsonl(tmp_path / "train.jsonl", [{"problem": "What is $2+2$?", "answer": "\\frac{1}{"}])
@@ -94,6 +96,7 @@ def test_cli_subprocess_exits_1_with_one_line_per_failed_expectation(tmp_path):
     assert (tmp_path / "v" / "validation.json").is_file()
 
 
+@pytest.mark.slow  # a fresh interpreter importing datasets
 def test_offline_hub_is_one_clear_line_and_writes_nothing(tmp_path):
     offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     r = run(

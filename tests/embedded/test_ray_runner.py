@@ -6,8 +6,10 @@ from riskrl.embedded.ray_runner import _check_reachable, run_training_on_ray
 from riskrl.embedded.trainer import TrainConfig
 
 
+@pytest.mark.slow
 def test_two_runs_as_ray_tasks_on_a_local_head(tiny_base, tiny_data, tmp_path):
-    ray = pytest.importorskip("ray")
+    import ray
+
     cfgs = [
         TrainConfig(
             model=str(tiny_base),

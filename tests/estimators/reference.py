@@ -7,6 +7,7 @@ these to 1e-6.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 
@@ -95,6 +96,7 @@ class RefTracker:
 
 def ref_riskpo(scores: list[float], uids: list, opts: dict, tracker: RefTracker, norm: bool = True) -> list[float]:
     alpha, beta = opts["quantile_down"], opts["quantile_up"]
+    eps = opts.get("epsilon", EPS)
     K = opts["bundle_size"]
     mode = opts["use_q_track_mode"]
     order, members = prompts_in_order(uids)
@@ -122,15 +124,15 @@ def ref_riskpo(scores: list[float], uids: list, opts: dict, tracker: RefTracker,
             pstd = 1.0
         for m, S in enumerate(papers):
             g = max(S - a, 0.0) - max(S - b, 0.0) + ((a - b) if opts["natural_baseline_adv"] else 0.0)
-            A = (g - base_r) / (beta - alpha + EPS)
+            A = (g - base_r) / (beta - alpha + eps)
             if opts["use_mixing_risk_measure"]:
-                c = (-max(a - S, 0.0) - base_c) / (alpha + EPS)
+                c = (-max(a - S, 0.0) - base_c) / (alpha + eps)
                 A = (opts["w_mix"] * c + A) / (opts["w_mix"] + 1)
             elif opts["risk_seeking_upper_tail"]:
-                up = max(S - b, 0.0) / (1 - beta + EPS)
+                up = max(S - b, 0.0) / (1 - beta + eps)
                 A = (opts["upper_weight"] * up + A) / (opts["upper_weight"] + 1)
             if norm:
-                A = A / (pstd + EPS)
+                A = A / (pstd + eps)
             resp = [members[u][m] for u in bun]
             ds = {}
             for u, i in zip(bun, resp, strict=True):
@@ -148,9 +150,66 @@ def ref_riskpo(scores: list[float], uids: list, opts: dict, tracker: RefTracker,
                     s = statistics.stdev(rs) if len(rs) > 1 else 1.0
                     if s <= 1e-3:
                         s = 1.0
-                    adv[i] = A / (s + EPS)
+                    adv[i] = A / (s + eps)
                 else:
                     adv[i] = A / len(bun) if abs(sum_d) <= 1e-6 else A * ds[i] / sum_d
     if all_papers:
         tracker.update(all_papers)
+    return adv
+
+
+def comb(a: int, b: int) -> int:
+    """C(a, b) with C(a, b) = 0 when b > a, b < 0 or a < 0 (METHODS.md)."""
+    if a < 0 or b < 0 or b > a:
+        return 0
+    return math.comb(a, b)
+
+
+def ref_passk(scores: list[float], uids: list, k: int, threshold: float = 0.5, eps: float = EPS) -> list[float]:
+    """Pass@k Training, one prompt at a time, with exact integer binomials."""
+    order, members = prompts_in_order(uids)
+    adv = [0.0] * len(scores)
+    for u in order:
+        idx = members[u]
+        n = len(idx)
+        if n == 1:
+            continue
+        correct = {i: float(scores[i]) >= threshold for i in idx}
+        c = sum(correct.values())
+        kg = min(k, n)
+        R = 1 - comb(n - c, kg) / comb(n, kg)
+        sigma = math.sqrt(R * (1 - R))
+        for i in idx:
+            if correct[i]:
+                adv[i] = (1 - R) / (sigma + eps)
+            else:
+                adv[i] = (1 - R - comb(n - c - 1, kg - 1) / comb(n - 1, kg - 1)) / (sigma + eps)
+    return adv
+
+
+def ref_pkpo(scores: list[float], uids: list, k: int, baseline: str = "loo") -> list[float]:
+    """PKPO by enumerating every k_g-subset of each prompt's responses (itertools)."""
+    order, members = prompts_in_order(uids)
+    adv = [0.0] * len(scores)
+    for u in order:
+        idx = members[u]
+        n = len(idx)
+        if n == 1:
+            continue
+        kg = min(k, n)
+        r = {i: float(scores[i]) for i in idx}
+        subsets = list(itertools.combinations(idx, kg))
+        s = {i: sum(max(r[j] for j in sub) for sub in subsets if i in sub) / len(subsets) for i in idx}
+        for i in idx:
+            if baseline == "none":
+                adv[i] = s[i]
+            elif baseline == "mean":
+                adv[i] = s[i] - sum(s.values()) / n
+            elif kg == 1:
+                others = [r[j] for j in idx if j != i]
+                adv[i] = (r[i] - sum(others) / len(others)) / n
+            else:
+                adv[i] = sum(
+                    max(r[j] for j in sub) - max(r[j] for j in sub if j != i) for sub in subsets if i in sub
+                ) / len(subsets)
     return adv

@@ -184,3 +184,106 @@ def test_cuda_matches_cpu():
         gpu = riskpo_advantage(scores.cuda(), uids, t_gpu, **opts)
         assert gpu.device.type == "cuda"
         torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-6, rtol=1e-6)
+
+
+def random_options(rng: np.random.Generator) -> dict:
+    """Every numeric option drawn at random, off the tracker's grid, w_mix != upper_weight."""
+    alpha = float(rng.uniform(0.02, 0.6))
+    beta = float(rng.uniform(alpha + 0.05, 0.98))
+    w_mix = float(rng.uniform(0.1, 4.0))
+    upper_weight = float(rng.uniform(0.1, 4.0))
+    while abs(upper_weight - w_mix) < 0.3:
+        upper_weight = float(rng.uniform(0.1, 4.0))
+    return dict(
+        quantile_down=alpha, quantile_up=beta, bundle_size=int(rng.integers(1, 7)),
+        lr_q=float(10 ** rng.uniform(-2.5, 0.3)), epsilon=float(10 ** rng.uniform(-5, -2)),
+        use_q_track_mode=str(rng.choice(["batch", "track", "mix"])),
+        credit_assign_mode=str(rng.choice(["uniform", "score", "std", "sum-mean"])),
+        w_mix=w_mix, upper_weight=upper_weight,
+        natural_baseline_adv=bool(rng.integers(2)), use_mean_as_baseline=bool(rng.integers(2)),
+        natural_baseline_base=bool(rng.integers(2)),
+        **MEASURES[str(rng.choice(list(MEASURES)))],
+    )
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_numeric_options_match_loop_reference(seed):
+    rng = np.random.default_rng(1000 + seed)
+    opts = random_options(rng)
+    binary = bool(seed % 2)
+    batches = [
+        make_batch(3 * seed, num_prompts=int(rng.integers(4, 14)), n=int(rng.integers(2, 7)), binary=binary),
+        make_batch(3 * seed + 1, num_prompts=9, unequal=True, binary=binary, pad_rows=2),
+        make_batch(3 * seed + 2, num_prompts=12, n=4, binary=binary, shuffle_rows=True),
+        make_batch(3 * seed + 3, num_prompts=10, n=3, binary=binary),
+    ]
+    run_steps(opts, batches, norm=bool(rng.integers(2)) or seed < 4)
+
+
+@pytest.mark.parametrize("measure", ["mvar", "upper"])
+def test_each_weight_changes_the_advantage(measure):
+    # w_mix weighs the CVaR part (MVaR only), upper_weight the upper tail (upper only)
+    scores, uids = make_batch(4, num_prompts=12, n=4, binary=False)
+    base = options("batch", "uniform", measure, True, False, True)
+    ref = riskpo_advantage(scores, uids, None, **base)
+    own, other = ("w_mix", "upper_weight") if measure == "mvar" else ("upper_weight", "w_mix")
+    assert not torch.allclose(riskpo_advantage(scores, uids, None, **{**base, own: 3.0}), ref)
+    assert torch.equal(riskpo_advantage(scores, uids, None, **{**base, other: 3.0}), ref)
+
+
+@pytest.mark.parametrize(
+    "level, lower",
+    [(0.125, 0.10), (0.175, 0.15), (0.275, 0.25), (0.325, 0.30), (0.675, 0.65), (0.825, 0.80), (0.875, 0.85),
+     (0.925, 0.90), (0.025, 0.05), (0.975, 0.95), (0.2, 0.2)],
+)
+def test_tracker_tie_goes_to_the_lower_level(level, lower):
+    tracker = QuantileTracker()
+    tracker.q = torch.arange(19, dtype=torch.float32) * 10.0  # q at level 0.05 k is 10 (k - 1)
+    tracker.initialized = True
+    k = round(lower / 0.05)
+    assert tracker.level_index(level) == k - 1
+    assert tracker.value(level) == 10.0 * (k - 1)
+    assert RefTracker(0.1).nearest(level) == 0.0  # the reference's own tie loop, on a zero state
+    ref = RefTracker(0.1)
+    ref.q = [v.clone() for v in tracker.q]
+    ref.init = True
+    assert ref.nearest(level) == tracker.value(level)
+
+
+@pytest.mark.parametrize("q, lower", [((0.125, 0.875), (1, 16)), ((0.275, 0.925), (4, 17))])
+@pytest.mark.parametrize("mode", ["track", "mix"])
+def test_tie_levels_through_the_estimator(mode, q, lower):
+    # alpha and beta sit exactly between two grid levels (0.275: in floats 0.3 is nearer than 0.25
+    # unless distances are compared rounded): the lower levels are used
+    opts = options(mode, "uniform", "mvar", True, True, True, q=q)
+    batches = [make_batch(s, num_prompts=10, n=4, binary=False) for s in (31, 32, 33)]
+    tracker = run_steps(opts, batches)
+    a_low, b_low = float(tracker.q[lower[0]]), float(tracker.q[lower[1]])
+    assert tracker.last_mode == mode
+    assert a_low != float(tracker.q[lower[0] + 1]) and b_low != float(tracker.q[lower[1] + 1])
+    # the tracked values used on a further step are those at the lower levels
+    scores, uids = make_batch(34, num_prompts=10, n=4, binary=False)
+    riskpo_advantage(scores, uids, tracker, **options("track", "uniform", "mvar", True, True, True, q=q))
+    assert tracker.last["a"] == pytest.approx(a_low) and tracker.last["b"] == pytest.approx(b_low)
+
+
+@pytest.mark.parametrize("lr_q", [0.013, 0.37, 2.5])
+def test_registry_passes_lr_q_to_the_process_tracker(lr_q):
+    from riskrl.estimators.registry import compute_riskpo_outcome_advantage, reset_process_tracker
+
+    reset_process_tracker()
+    opts = options("track", "std", "mvar", True, False, True)
+    opts["lr_q"] = lr_q
+    ref_tracker = RefTracker(lr_q)
+    for s in range(3):
+        scores, uids = make_batch(50 + s, num_prompts=10, n=4, binary=False)
+        rewards = scores.unsqueeze(-1).repeat(1, 2) / 2
+        adv, _ = compute_riskpo_outcome_advantage(
+            rewards, torch.ones_like(rewards, dtype=torch.int64), uids, config={"riskpo": opts}
+        )
+        ref = ref_riskpo(scores.tolist(), list(uids), opts, ref_tracker)
+        np.testing.assert_allclose(adv[:, 0].double().numpy(), ref, atol=1e-5, rtol=1e-5)
+    from riskrl.estimators.registry import get_process_tracker
+
+    assert get_process_tracker().lr_q == lr_q
+    np.testing.assert_allclose(get_process_tracker().q.numpy(), [float(v) for v in ref_tracker.q], atol=1e-6)

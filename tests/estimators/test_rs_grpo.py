@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskrl.estimators import rs_grpo_advantage
 from tests.estimators.conftest import make_batch
@@ -45,18 +47,26 @@ def test_monotone_in_reward_and_one_response_gets_zero():
     assert adv[3] == 0 and adv[4] == 0
 
 
-def test_risk_seeking_weight_for_binary_rewards():
-    # METHODS.md: A_RS = w(p) A_DrGRPO, w(p) = (e^b - 1) / (b (p e^b + 1 - p)); > 1 only for hard prompts
-    beta = 2.0
-    for k in range(1, 8):
-        scores = torch.tensor([1.0] * k + [0.0] * (8 - k), dtype=torch.float64)
-        uids = np.array(["x"] * 8, dtype=object)
-        p = k / 8
-        w = (math.exp(beta) - 1) / (beta * (p * math.exp(beta) + 1 - p))
-        rs = rs_grpo_advantage(scores, uids, beta)
-        dr = rs_grpo_advantage(scores, uids, 0.0)
-        assert torch.allclose(rs, w * dr, atol=1e-12)
-        assert (w > 1) == (p < 0.343)
+@pytest.mark.parametrize("beta", [0.5, 2.0, 4.0])
+def test_risk_seeking_weight_for_binary_rewards(beta):
+    # METHODS.md: A_RS = w(p) A_DrGRPO, w(p) = (e^b - 1) / (b (p e^b + 1 - p)); > 1 only for hard prompts,
+    # p < p* = (e^b - 1 - b) / (b (e^b - 1)) (0.343 at beta 2). The weight is read off riskrl's output.
+    n = 64
+    counts = np.arange(1, n)  # one prompt per success count: p = c / n
+    scores = torch.tensor(np.concatenate([[1.0] * c + [0.0] * (n - c) for c in counts]), dtype=torch.float64)
+    uids = np.repeat(np.arange(len(counts)), n)
+    rs = rs_grpo_advantage(scores, uids, beta).view(len(counts), n)
+    dr = rs_grpo_advantage(scores, uids, 0.0).view(len(counts), n)
+    w = rs[:, 0] / dr[:, 0]  # the correct response's weight, riskrl's numbers
+    torch.testing.assert_close(rs, w.unsqueeze(1) * dr, atol=1e-12, rtol=1e-12)  # one weight per prompt
+    p = torch.tensor(counts / n, dtype=torch.float64)
+    torch.testing.assert_close(w, (math.exp(beta) - 1) / (beta * (p * math.exp(beta) + 1 - p)), atol=1e-12, rtol=1e-12)
+    p_star = (math.exp(beta) - 1 - beta) / (beta * (math.exp(beta) - 1))
+    assert torch.equal(w > 1, p < p_star)
+    assert (w > 1).any() and (w < 1).any()
+    assert torch.all(w[1:] < w[:-1])  # harder prompts are boosted more
+    if beta == 2.0:
+        assert p_star == pytest.approx(0.343, abs=5e-4)
 
 
 def test_extreme_beta_is_finite():
@@ -101,3 +111,33 @@ def test_cuda_matches_cpu():
     gpu = rs_grpo_advantage(scores.cuda(), uids, 2.0)
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-6, rtol=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    groups=st.lists(st.lists(st.floats(-3, 3, allow_nan=False), min_size=1, max_size=8), min_size=1, max_size=6),
+    beta=st.floats(-8, 8, allow_nan=False),
+)
+def test_property_sums_to_zero_per_prompt_and_monotone(groups, beta):
+    scores = torch.tensor([r for g in groups for r in g], dtype=torch.float64)
+    uids = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    adv = rs_grpo_advantage(scores, uids, beta)
+    sums = torch.zeros(len(groups), dtype=torch.float64).index_add_(0, torch.from_numpy(uids), adv)
+    scale = 1.0 + float(adv.abs().max())
+    assert torch.all(sums.abs() <= 1e-9 * scale * 8)
+    for j in range(len(groups)):  # monotone (non-decreasing) in r within a prompt
+        sel = torch.from_numpy(uids == j)
+        r, a = scores[sel], adv[sel]
+        order = torch.argsort(r)
+        assert torch.all(torch.diff(a[order]) >= -1e-12 * scale)
+        if len(r) == 1:
+            assert a.item() == 0.0
+
+
+@pytest.mark.parametrize("beta", [5e-324, -5e-324, 1e-310, 1e-200, 1e-12])
+def test_tiny_and_subnormal_beta_give_r_minus_mean(beta):
+    # found by the property test: a subnormal beta lost every digit in expm1(y - L) / beta
+    scores = torch.tensor([0.0, 0.0, 1.0, 0.5, -2.0], dtype=torch.float64)
+    uids = np.array([0, 0, 0, 1, 1])
+    expected = torch.tensor([-1 / 3, -1 / 3, 2 / 3, 1.25, -1.25], dtype=torch.float64)
+    torch.testing.assert_close(rs_grpo_advantage(scores, uids, beta).double(), expected, atol=1e-9, rtol=0)

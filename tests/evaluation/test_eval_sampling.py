@@ -139,7 +139,8 @@ def test_sampler_registry(monkeypatch):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray")
+    import ray
+
     if ray.is_initialized():  # another module's cluster: use it, leave it running
         yield ray
         return
@@ -151,6 +152,7 @@ def local_ray():
 KW = {"n": 2, "temperature": 1.0, "top_p": 1.0, "max_tokens": 8, "seed": 0}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not NO_VLLM, reason="vllm is installed")
 def test_vllm_sampler_without_vllm_says_so(local_ray):
     with pytest.raises(RuntimeError) as err:
@@ -159,6 +161,7 @@ def test_vllm_sampler_without_vllm_says_so(local_ray):
     assert "pip install 'riskrl[gpu]'" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_vllm_sampler_refuses_a_cluster_without_gpu(local_ray, monkeypatch):
     if local_ray.cluster_resources().get("GPU", 0):
         pytest.skip("this Ray cluster has a GPU")
@@ -175,8 +178,9 @@ def test_vllm_sampler_refuses_a_cluster_without_gpu(local_ray, monkeypatch):
 
 
 def test_vllm_generate_with_a_fake_vllm(monkeypatch):
-    """The GPU-side function: LLM/SamplingParams arguments, prompt rendering, output conversion."""
-    seen = {}
+    """The GPU-side function: LLM/SamplingParams arguments, prompt rendering, per-prompt seeds,
+    output conversion; and an engine that takes one SamplingParams per call gets one call per prompt."""
+    seen = {"calls": []}
 
     class LLM:
         def __init__(self, model, seed, **kw):
@@ -185,12 +189,13 @@ def test_vllm_generate_with_a_fake_vllm(monkeypatch):
         def get_tokenizer(self):
             return TemplateTokenizer()
 
-        def generate(self, prompts, params, use_tqdm):
-            seen["prompts"], seen["params"] = prompts, params
+        def generate(self, prompts, params):
+            seen["calls"].append((prompts, params))
+            params = params if isinstance(params, list) else [params] * len(prompts)
             out = types.SimpleNamespace
             return [
-                out(outputs=[out(text=f"{p}#{j}", token_ids=[0] * (j + 1)) for j in range(params["n"])])
-                for p in prompts
+                out(outputs=[out(text=f"{p}#{sp['seed']}.{j}", token_ids=[0] * (j + 1)) for j in range(sp["n"])])
+                for p, sp in zip(prompts, params, strict=True)
             ]
 
     fake = types.ModuleType("vllm")
@@ -199,9 +204,23 @@ def test_vllm_generate_with_a_fake_vllm(monkeypatch):
     msgs = [{"role": "user", "content": "2+2"}]
     got = sampling._vllm_generate("m", [msgs, "raw"], {**KW, "seed": 3}, {"dtype": "auto"})
     assert seen["llm"] == {"model": "m", "seed": 3, "dtype": "auto"}
-    assert seen["prompts"] == ["<|user|>2+2<|assistant|>", "raw"]
-    assert seen["params"] == {**KW, "seed": 3}
+    assert seen["calls"] == [(["<|user|>2+2<|assistant|>", "raw"], {**KW, "seed": 3})]
     assert got == [
-        [("<|user|>2+2<|assistant|>#0", 1), ("<|user|>2+2<|assistant|>#1", 2)],
-        [("raw#0", 1), ("raw#1", 2)],
+        [("<|user|>2+2<|assistant|>#3.0", 1), ("<|user|>2+2<|assistant|>#3.1", 2)],
+        [("raw#3.0", 1), ("raw#3.1", 2)],
     ]
+    seen["calls"].clear()
+    got = sampling._vllm_generate("m", [msgs, "raw"], {**KW, "seed": 3}, {}, seeds=[11, 12])
+    assert seen["calls"] == [(["<|user|>2+2<|assistant|>", "raw"], [{**KW, "seed": 11}, {**KW, "seed": 12}])]
+    assert [o[0][0] for o in got] == ["<|user|>2+2<|assistant|>#11.0", "raw#12.0"]
+
+    both = LLM.generate
+
+    def one_params_only(self, prompts, params):
+        if isinstance(params, list):
+            raise TypeError("SamplingParams expected")
+        return both(self, prompts, params)
+
+    monkeypatch.setattr(LLM, "generate", one_params_only)
+    seen["calls"].clear()
+    assert sampling._vllm_generate("m", [msgs, "raw"], {**KW, "seed": 3}, {}, seeds=[11, 12]) == got

@@ -1,51 +1,189 @@
-"""The Prefect flow over the DVC stages, under prefect_test_harness."""
+"""The Prefect flow over the DVC stages, under prefect_test_harness: one run = one named DVC
+experiment in its own git worktree; the repository's workspace is never touched."""
 
 import asyncio
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+
+from tests.pipeline.conftest import BIN, ROOT, env, run
 
 pytestmark = pytest.mark.slow
 
 
-def test_flow_runs_stages_through_dvc_and_publishes_report(micro_repo, prefect_harness):
+def snapshot(repo: Path) -> dict[str, str]:
+    """md5 of every file of the repository but git's and DVC's internals (cache, tmp)."""
+    out = {}
+    for f in sorted(repo.rglob("*")):
+        rel = f.relative_to(repo).as_posix()
+        if f.is_file() and not rel.startswith((".git/", ".dvc/cache/", ".dvc/tmp/")):
+            out[rel] = hashlib.md5(f.read_bytes()).hexdigest()
+    return out
+
+
+def exp_commit(repo: Path, name: str) -> str:
+    refs = run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo).stdout.split("\n")
+    hits = [ln.split()[1] for ln in refs if ln and ln.split()[0].endswith(f"/{name}")]
+    assert len(hits) == 1, refs
+    return hits[0]
+
+
+def exp_params(repo: Path, name: str) -> dict:
+    return yaml.safe_load(run(["git", "show", f"{exp_commit(repo, name)}:params.yaml"], repo).stdout)
+
+
+def trained_steps(repo: Path, name: str) -> dict[str, int]:
+    """Per train stage: the steps its dvc.lock records, checked against the rows of every run's
+    train_metrics.csv in the experiment (read from the DVC cache at the experiment's commit)."""
+    import dvc.api
+
+    rev = exp_commit(repo, name)
+    lock = yaml.safe_load(run(["git", "show", f"{rev}:dvc.lock"], repo).stdout)["stages"]
+    out = {}
+    for stage, entry in lock.items():
+        if not stage.startswith("train@"):
+            continue
+        steps = entry["params"]["params.yaml"]["train.steps"]
+        run_dir = next(o["path"] for o in entry["outs"])
+        fs = dvc.api.DVCFileSystem(str(repo), rev=rev)
+        logs = [p for p in fs.find(run_dir) if p.endswith("train_metrics.csv")]
+        assert logs, (stage, run_dir)
+        for p in logs:
+            df = pd.read_csv(io.StringIO(fs.read_text(p)))
+            assert int(df["step"].max()) == steps and len(df) == steps, (stage, p, steps, df["step"].tolist())
+        out[stage] = steps
+    return out
+
+
+def trained_option(repo: Path, name: str, variant: str, key: str):
+    """The value of ``train.variants.<variant>.<key>`` that the experiment's dvc.lock records for
+    train@<variant>, checked against the estimator options in every run's run.json (DVC cache)."""
+    import dvc.api
+
+    rev = exp_commit(repo, name)
+    entry = yaml.safe_load(run(["git", "show", f"{rev}:dvc.lock"], repo).stdout)["stages"][f"train@{variant}"]
+    value = entry["params"]["params.yaml"][f"train.variants.{variant}"][key]
+    run_dir = next(o["path"] for o in entry["outs"])
+    fs = dvc.api.DVCFileSystem(str(repo), rev=rev)
+    infos = [p for p in fs.find(run_dir) if p.endswith("/run.json") and "/checkpoints/" not in p]
+    assert infos, (variant, run_dir)
+    for p in infos:
+        assert json.loads(fs.read_text(p))["config"]["estimator_options"][key] == value, (p, value)
+    return value
+
+
+def exp_names(repo: Path) -> set[str]:
+    """Every name `dvc exp show --json` lists (baselines and experiments)."""
+    def names(node) -> set[str]:
+        if isinstance(node, dict):
+            return ({node["name"]} if isinstance(node.get("name"), str) else set()).union(*map(names, node.values()))
+        if isinstance(node, list):
+            return set().union(*map(names, node))
+        return set()
+
+    return names(json.loads(run([str(BIN / "dvc"), "exp", "show", "--json"], repo).stdout))
+
+
+def test_flow_run_is_an_experiment_and_leaves_the_workspace_as_it_was(micro_repo, prefect_harness):
     from prefect.client.orchestration import get_client
 
     from flows.study import study
 
-    states = study(repo=str(micro_repo), bandit_too=False)
-    # after dvc repro, DVC's cache decides: nothing reruns
-    assert set(states.values()) == {"skipped"}, states
-    # a parameter change reruns only what depends on it
-    states = study(repo=str(micro_repo), overrides=["report.k_high=2"], bandit_too=False)
-    assert states["report"] == "ran" and states["train@riskpo"] == "skipped" and states["sft"] == "skipped"
-    assert yaml.safe_load((micro_repo / "params.yaml").read_text())["report"]["k_high"] == 2
+    before = snapshot(micro_repo)
+    status = run(["git", "status", "--porcelain"], micro_repo).stdout
+    worktrees = run(["git", "worktree", "list"], micro_repo).stdout
+    # one variant's option: only train@/evaluate@riskpo_track and the report rerun (a few minutes
+    # on 2 cores; train.steps, which retrains every variant, is the overlapping test's business below)
+    result = study(overrides=["train.variants.riskpo_track.lr_q=0.2"], repo=str(micro_repo), experiment="flow-lrq")
+    assert snapshot(micro_repo) == before
+    assert run(["git", "status", "--porcelain"], micro_repo).stdout == status
+    assert run(["git", "worktree", "list"], micro_repo).stdout == worktrees  # its worktree removed
+    # the shared cache restored the stages the override does not reach; the trained ones reran
+    assert result["stages"]["sft"] in ("restored", "skipped") and result["stages"]["prepare"] in ("restored", "skipped")
+    assert result["stages"]["train@riskpo_track"] == "ran" and result["stages"]["report"] == "ran"
+    # a named experiment of the repository, with the override and what it trained
+    assert "flow-lrq" in exp_names(micro_repo)
+    assert exp_params(micro_repo, "flow-lrq")["train"]["variants"]["riskpo_track"]["lr_q"] == 0.2
+    assert trained_option(micro_repo, "flow-lrq", "riskpo_track", "lr_q") == 0.2
+    diff = json.loads(run([str(BIN / "dvc"), "params", "diff", "HEAD", "flow-lrq", "--json"], micro_repo).stdout)
+    assert diff["params.yaml"]["train.variants.riskpo_track.lr_q"] == {"old": 0.1, "new": 0.2}
 
-    async def artifact():
+    async def artifacts():
         async with get_client() as client:
             return await client.read_latest_artifacts()
 
-    latest = {a.key: a for a in asyncio.run(artifact())}
-    assert "riskpo" in latest["riskrl-passk"].data
+    md = {a.key: a for a in asyncio.run(artifacts())}["riskrl-passk"].data
+    assert [ln for ln in md.splitlines() if ln.startswith("# ")] == ["# riskrl study: experiment `flow-lrq`"]
+    assert "Overrides: `train.variants.riskpo_track.lr_q=0.2`" in md and "| riskpo_track/lr0.001.multiply_test |" in md
+    assert "Change against `master`" in md or "Change against `main`" in md
+    report = md.split("Full report: `")[1].split("`")[0]
+    assert Path(report).is_file() and Path(report).read_text().startswith("#")
 
 
-def test_bad_override_stops_in_one_line_and_keeps_params(micro_repo, prefect_harness):
+def test_two_overlapping_runs_give_two_correct_experiments(micro_repo, prefect_harness):
+    """Two flow runs at once, as two processes against one Prefect API, with different values of
+    one variant's option: both complete, and each experiment's dvc.lock and the runs it trained
+    (their run.json) agree with its own override."""
+    from prefect.settings import PREFECT_API_URL
+
+    before = snapshot(micro_repo)
+    e = {**env(), "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
+
+    def flow_run(beta: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "flows" / "study.py"), "--repo", str(micro_repo),
+                               "--set", f"train.variants.rs_grpo_b2.beta={beta}", "--name", f"overlap-b{beta}"],
+                              cwd=micro_repo, env=e, capture_output=True, text=True, timeout=1800)
+
+    with ThreadPoolExecutor(2) as pool:
+        procs = list(pool.map(flow_run, (3, 4)))
+    for p in procs:
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert snapshot(micro_repo) == before
+    for beta in (3, 4):
+        assert exp_params(micro_repo, f"overlap-b{beta}")["train"]["variants"]["rs_grpo_b2"]["beta"] == beta
+        assert trained_option(micro_repo, f"overlap-b{beta}", "rs_grpo_b2", "beta") == beta
+        assert set(trained_steps(micro_repo, f"overlap-b{beta}").values()) == {3}  # the baseline's steps
+
+
+def test_bad_override_is_refused_in_one_line_before_anything_runs(micro_repo, prefect_harness):
     from flows.study import study
     from riskrl.config import ParamsError
 
-    before = (micro_repo / "params.yaml").read_text()
-    with pytest.raises(ParamsError, match=r"train.riskpo.bundle_size=0: Input should be greater than or equal to 1"):
-        study(repo=str(micro_repo), overrides=["train.riskpo.bundle_size=0"], bandit_too=False)
-    assert (micro_repo / "params.yaml").read_text() == before
+    before = snapshot(micro_repo)
+    worktrees = run(["git", "worktree", "list"], micro_repo).stdout
+    for bad, msg in [(["train.variants.riskpo_track.bundle_size=0"],
+                      r"^params.yaml: train.variants.riskpo_track.bundle_size=0: Input should be "
+                                                      r"greater than or equal to 1$"),
+                     (["train.stepz=3"], r"^params.yaml: override train.stepz=3: Could not override 'train.stepz'"),
+                     (["train.steps"], r"^override 'train.steps' is not key=value$")]:
+        with pytest.raises(ParamsError, match=msg) as err:
+            study(overrides=bad, repo=str(micro_repo))
+        assert "\n" not in str(err.value)
+    assert snapshot(micro_repo) == before
+    assert run(["git", "worktree", "list"], micro_repo).stdout == worktrees
 
 
-def test_deployment_with_cron_schedule_is_registered(prefect_harness):
+def test_missing_repository_fails_on_the_flow_run_in_one_line(tmp_path, prefect_harness):
+    from flows.study import WorkspaceError, study
+
+    with pytest.raises(WorkspaceError, match=f"^repository {tmp_path / 'nope'} does not exist$"):
+        study(repo=str(tmp_path / "nope"))
+
+
+def test_deployment_has_typed_parameters_and_a_timezone(prefect_harness):
     from prefect.client.orchestration import get_client
 
     from flows.deploy import DEFAULT_CRON, deployment
 
-    dep = deployment(name="nightly-test", overrides=["train.steps=50"])
-    dep_id = dep.apply()
+    dep_id = deployment(name="nightly-test", overrides=["train.steps=50"], timezone="Europe/Paris").apply()
 
     async def read():
         async with get_client() as client:
@@ -54,4 +192,7 @@ def test_deployment_with_cron_schedule_is_registered(prefect_harness):
     d = asyncio.run(read())
     assert d.name == "nightly-test"
     assert d.parameters["overrides"] == ["train.steps=50"]
-    assert [s.schedule.cron for s in d.schedules] == [DEFAULT_CRON]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in d.schedules] == [(DEFAULT_CRON, "Europe/Paris")]
+    prop = d.parameter_openapi_schema["properties"]["overrides"]
+    assert prop["type"] == "array" and prop["items"] == {"type": "string"} and "key=value" in prop["description"]
+    assert deployment(name="utc").schedules[0].schedule.timezone == "UTC"

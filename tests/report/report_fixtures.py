@@ -1,4 +1,4 @@
-"""Synthetic runs for the report tests: 3 estimators x 2 learning rates x 2 seeds + base."""
+"""Synthetic runs for the report tests: 3 variants x 2 learning rates x 2 seeds + base."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pandas as pd
 
 from riskrl.evaluation.metrics import write_metrics
 
-ESTIMATORS = ("grpo", "riskpo", "rs_grpo")
+#: variant -> estimator; rs_grpo's run.json names only the estimator (as before variants existed)
+VARIANTS = {"grpo": "grpo", "riskpo_track": "riskpo", "rs_grpo": "rs_grpo"}
 LRS = (1e-6, 1e-5)
 SEEDS = (0, 1)
 BENCHMARKS = {"gsm8k": (12, 8), "math500": (10, 4)}  # name -> (problems, samples per problem)
@@ -63,7 +64,8 @@ def training_log(rng: np.random.Generator, estimator: str, lr: float, steps: int
     if estimator == "riskpo":
         log["riskpo/a"] = 0.1 + 0.005 * t
         log["riskpo/b"] = 0.8 + 0.002 * t
-        log["riskpo/q_0.05"] = 0.05 + 0.001 * t
+        for level in np.round(np.arange(1, 20) * 0.05, 2):  # the tracker's 19 levels
+            log[f"riskpo/q_{level:.2f}"] = level + 0.001 * t
         log["mode"] = 1
     return log
 
@@ -75,12 +77,14 @@ def make_runs(root: Path) -> dict:
     base = root / "base"
     samples["base"] = synthetic_samples(rng, 0.35)
     write_run(base, samples["base"], {"name": "base"}, None, "csv")
-    for i, est in enumerate(ESTIMATORS):
+    for i, (variant, est) in enumerate(VARIANTS.items()):
         for j, lr in enumerate(LRS):
             for seed in SEEDS:
-                name = f"{est}-lr{lr:g}-s{seed}"
+                name = f"{variant}-lr{lr:g}-s{seed}"
                 samples[name] = synthetic_samples(rng, 0.3 + 0.05 * i + 0.05 * j)
-                meta[name] = {"estimator": est, "lr": lr, "seed": seed, "name": name}
+                meta[name] = {"estimator": est, "lr": lr, "seed": seed, "name": name, "num_threads": 1}
+                if variant != est:
+                    meta[name]["variant"] = variant
                 fmt = "jsonl" if est == "rs_grpo" else "csv"
                 write_run(root / "grid" / name, samples[name], meta[name], training_log(rng, est, lr), fmt)
     return {"grid": root / "grid", "base": base, "samples": samples, "meta": meta}

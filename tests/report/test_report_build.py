@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.image import imread
-from report_fixtures import BENCHMARKS, ESTIMATORS, LRS, SEEDS
+from report_fixtures import BENCHMARKS, LRS, SEEDS, VARIANTS
 
 from riskrl.report import build_report, publish_prefect_artifact, read_training_log
 from riskrl.report.__main__ import main
@@ -42,7 +42,7 @@ def table_rows(markdown: str, section: str) -> dict[str, list[str]]:
 
 
 def group_labels() -> list[str]:
-    return ["base"] + [f"{e} lr={lr:g}" for e in ESTIMATORS for lr in LRS]
+    return ["base"] + [f"{v} lr={lr:g}" for v in VARIANTS for lr in LRS]
 
 
 def test_passk_table_has_every_row_and_independent_numbers(report, fixture_runs):
@@ -57,7 +57,7 @@ def test_passk_table_has_every_row_and_independent_numbers(report, fixture_runs)
         assert header == "| run | seeds | " + " | ".join(f"pass@{k}" for k in ks) + f" | maj@{n} |"
         for label in group_labels():
             names = ["base"] if label == "base" else [
-                name for name, m in fixture_runs["meta"].items() if f"{m['estimator']} lr={m['lr']:g}" == label
+                name for name, m in fixture_runs["meta"].items() if f"{m.get('variant', m['estimator'])} lr={m['lr']:g}" == label
             ]  # fmt: skip
             assert rows[label][0] == str(len(names))
             for j, k in enumerate(ks):
@@ -105,7 +105,7 @@ def test_every_plot_exists_is_a_png_and_is_linked(report):
     want = {f"passk_{b}.png" for b in [*BENCHMARKS, "macro"]} | {
         f"lr_{b}.png" for b in [*BENCHMARKS, "macro"]
     }
-    want |= {"training.png"}
+    want |= {"training.png", "quantiles.png"}
     assert {p.name for p in report.figures} == want
     linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.markdown))
     assert linked == want  # relative links, every figure embedded
@@ -121,7 +121,8 @@ def test_every_plot_exists_is_a_png_and_is_linked(report):
 def test_runs_table_and_csvs(report, fixture_runs):
     for name, m in fixture_runs["meta"].items():
         assert re.search(
-            rf"^\| {re.escape(name)} \| {m['estimator']} \| {m['lr']:g} \| {m['seed']} \|",
+            rf"^\| {re.escape(name)} \| {m.get('variant', m['estimator'])} \| {m['estimator']} \| {m['lr']:g} "
+            rf"\| {m['seed']} \|",
             report.markdown,
             re.M,
         )
@@ -134,7 +135,7 @@ def test_runs_table_and_csvs(report, fixture_runs):
 
 def test_training_logs_csv_and_verl_jsonl(fixture_runs):
     grid = fixture_runs["grid"]
-    csv = read_training_log(grid / f"riskpo-lr{LRS[0]:g}-s{SEEDS[0]}" / "train_metrics.csv")
+    csv = read_training_log(grid / f"riskpo_track-lr{LRS[0]:g}-s{SEEDS[0]}" / "train_metrics.csv")
     jsonl = read_training_log(grid / f"rs_grpo-lr{LRS[0]:g}-s{SEEDS[0]}" / "train_metrics.jsonl")
     assert {"step", "reward_mean", "entropy", "riskpo/a", "riskpo/b"} <= set(csv.columns)
     assert {"step", "reward_mean", "entropy"} <= set(jsonl.columns) and "riskpo/a" not in jsonl.columns
@@ -157,7 +158,7 @@ def test_cli_and_errors(fixture_runs, tmp_path, capsys):
     assert main(["--runs", str(broken), "--out", str(tmp_path / "x")]) == 1
     assert (
         capsys.readouterr().err.strip()
-        == f"error: run '{broken}' has no run.json (needs estimator, lr, seed, name)"
+        == f"error: run '{broken}' has no run.json (needs variant or estimator, lr, seed, name)"
     )
     assert main(["--runs", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 1
     assert "does not exist" in capsys.readouterr().err

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
 
 import riskrl.rewards
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("verl") is None, reason="verl is not installed")
 
 
 @pytest.mark.parametrize(

@@ -87,46 +87,70 @@ class FakeLoader:
         self.state = dict(state)
 
 
-def make_trainer(tmp_path, resume_mode="auto"):
+def make_trainer(tmp_path, *overrides):
     from riskrl.verl.trainer import RiskRLTrainerSync
 
     cfg = make_config("algorithm.adv_estimator=riskpo", f"trainer.default_local_dir={tmp_path}/ckpt",
-                      f"trainer.resume_mode={resume_mode}", "algorithm.riskpo.lr_q=0.05", "data.train_batch_size=4")
+                      "algorithm.riskpo.lr_q=0.05", "data.train_batch_size=4", *overrides)
     trainer = RiskRLTrainerSync(cfg)
     trainer.actor_rollout_wg = FakeWorkerGroup()
     trainer.train_dataloader = FakeLoader()
     return trainer
 
 
-def riskpo_step(trainer, seed):
+def riskpo_batch(step):
+    """A distinct batch per step: 10 prompts x 4 responses, Bernoulli(p_prompt) rewards."""
+    g = torch.Generator().manual_seed(step)
+    bs, L = 40, 4
+    p = torch.rand(bs // 4, generator=g).repeat_interleave(4)
+    rewards = torch.zeros(bs, L)
+    rewards[:, -1] = (torch.rand(bs, generator=g) < p).float()
+    uid = np.array([f"p{step}-{i // 4}" for i in range(bs)], dtype=object)
+    return rewards, uid
+
+
+def riskpo_step(trainer, step):
     """One advantage computation through verl's own compute_advantage with the trainer's config."""
     from verl import DataProto
     from verl.trainer.ppo.ray_trainer import compute_advantage
 
-    g = torch.Generator().manual_seed(seed)
-    bs, L = 40, 4
-    rewards = torch.zeros(bs, L)
-    rewards[:, -1] = (torch.rand(bs, generator=g) > 0.4).float()
-    uid = np.array([f"p{seed}-{i // 4}" for i in range(bs)], dtype=object)
-    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": torch.ones(bs, L)},
+    rewards, uid = riskpo_batch(step)
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": torch.ones_like(rewards)},
                                non_tensors={"uid": uid})
     return compute_advantage(data, adv_estimator="riskpo", num_repeat=4, config=trainer.config.algorithm)
 
 
-def test_trainer_logs_tracker_and_checkpoint_round_trip(tmp_path, monkeypatch):
+@pytest.fixture
+def stepping(monkeypatch):
+    """verl's ``_compute_advantage`` replaced by ``riskpo_step`` on batch ``metrics['step']``."""
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
+    monkeypatch.setattr(PPOTrainerSync, "_compute_advantage",
+                        lambda self, batch, metrics: riskpo_step(self, metrics["step"]))
+
+    def run(trainer, steps):
+        out = []
+        for step in steps:
+            metrics = {"step": step}
+            trainer._compute_advantage(None, metrics)
+            out.append(metrics)
+        return out
+
+    return run
+
+
+def test_trainer_logs_tracker_and_checkpoint_round_trip(tmp_path, stepping):
     trainer = make_trainer(tmp_path)
     assert trainer.trainer_mode == "sync" and trainer.riskpo
     assert get_process_tracker().lr_q == 0.05 and not get_process_tracker().initialized
 
-    # the subclass adds the tracker's figures to verl's step metrics
-    monkeypatch.setattr(PPOTrainerSync, "_compute_advantage", lambda self, batch, metrics: riskpo_step(self, len(metrics)))
-    for _ in range(3):
-        metrics = {}
-        trainer._compute_advantage(None, metrics)
-    assert {"riskpo/a", "riskpo/b", "riskpo/mode", "riskpo/q_0.05", "riskpo/q_0.95"} <= set(metrics)
-    assert metrics["riskpo/mode"] == 1.0  # track mode after the first step
+    # the subclass adds the tracker's figures to verl's step metrics, for three distinct batches
+    metrics = stepping(trainer, [1, 2, 3])
+    for m in metrics:
+        assert {"riskpo/a", "riskpo/b", "riskpo/mode", "riskpo/q_0.05", "riskpo/q_0.95"} <= set(m)
+    assert [m["riskpo/mode"] for m in metrics] == [0.0, 1.0, 1.0]  # batch until the tracker is initialised
+    levels = [k for k in metrics[0] if k.startswith("riskpo/q_")]
+    assert any(metrics[1][k] != metrics[2][k] for k in levels)  # the tracker moved between steps
     state = get_process_tracker().state_dict()
     assert state["updates"] == 3
 
@@ -146,14 +170,51 @@ def test_trainer_logs_tracker_and_checkpoint_round_trip(tmp_path, monkeypatch):
     restored = get_process_tracker().state_dict()
     assert torch.equal(restored["q"], state["q"]) and restored["updates"] == 3 and restored["initialized"]
 
+    # and step 4 after the resume equals step 4 of an uninterrupted run
+    after_resume = stepping(resumed, [4])[0]
+    reset_process_tracker()
+    straight = make_trainer(tmp_path / "straight")
+    assert stepping(straight, [1, 2, 3, 4])[-1] == after_resume
 
-def test_resume_without_tracker_file_warns_and_starts_fresh(tmp_path, caplog):
+
+def test_resume_path_restores_the_named_step(tmp_path, stepping):
     trainer = make_trainer(tmp_path)
+    states = {}
+    for step in (1, 2, 3, 4):
+        stepping(trainer, [step])
+        if step % 2 == 0:
+            trainer.global_steps = step
+            trainer._save_checkpoint()
+            states[step] = get_process_tracker().state_dict()
+    assert not torch.equal(states[2]["q"], states[4]["q"])
+    # resume_mode=resume_path: the named (older) step, not the latest one auto would pick
+    resumed = make_trainer(tmp_path, "trainer.resume_mode=resume_path",
+                           f"trainer.resume_from_path={tmp_path}/ckpt/global_step_2")
+    assert not get_process_tracker().initialized
+    resumed._load_checkpoint()
+    assert resumed.global_steps == 2
+    assert resumed.actor_rollout_wg.loaded == [str(tmp_path / "ckpt" / "global_step_2" / "actor")]
+    restored = get_process_tracker().state_dict()
+    assert torch.equal(restored["q"], states[2]["q"]) and restored["updates"] == 2
+    # resume_mode=auto on the same directory picks step 4
+    auto = make_trainer(tmp_path)
+    auto._load_checkpoint()
+    assert auto.global_steps == 4 and get_process_tracker().state_dict()["updates"] == 4
+
+
+def test_resume_without_tracker_file_warns_and_starts_fresh(tmp_path, caplog, stepping):
+    trainer = make_trainer(tmp_path)
+    stepping(trainer, [1, 2])
+    assert get_process_tracker().initialized  # the process tracker holds an updated state
     trainer.global_steps = 2
     trainer._save_checkpoint()
     (tmp_path / "ckpt" / "global_step_2" / "riskpo_tracker.pt").unlink()
-    resumed = make_trainer(tmp_path)
+    resumed = make_trainer(tmp_path)  # same process: the previous run's tracker must not leak
     with caplog.at_level("WARNING", logger="riskrl.verl"):
         resumed._load_checkpoint()
-    assert resumed.global_steps == 2 and not get_process_tracker().initialized
+    assert resumed.global_steps == 2
+    tracker = get_process_tracker()
+    assert not tracker.initialized and tracker.updates == 0 and tracker.lr_q == 0.05
     assert "has no riskpo_tracker.pt" in caplog.text
+    # the first step after such a resume uses batch quantiles, as a fresh run's first step
+    assert stepping(resumed, [3])[0]["riskpo/mode"] == 0.0

@@ -1,8 +1,6 @@
-"""Config plumbing shared by the embedded stages: dict -> dataclass with one-line errors.
+"""Where and how an embedded stage computes: the torch device and the intra-op thread count.
 
-Every stage of the embedded backend has one flat config dataclass (``TaskConfig``,
-``ModelConfig``, ``SFTConfig``, ``TrainConfig``) whose field names are the keys of its
-``params.yaml`` section, so ``from_dict(TrainConfig, params["train"])`` is the whole mapping.
+(The stages' config dataclasses live in ``riskrl.embedded.configs``.)
 """
 
 from __future__ import annotations
@@ -10,8 +8,6 @@ from __future__ import annotations
 import os
 
 import torch
-
-from riskrl.embedded.configs import field_docs, from_dict, to_dict  # noqa: F401  (re-exported)
 
 
 def resolve_device(device: str | None) -> torch.device:
