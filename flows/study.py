@@ -1,8 +1,8 @@
 """Prefect flow over the DVC stages of the study: one flow run = one named DVC experiment.
 
 A run never touches the repository's workspace: it validates the overrides against the params
-schema, adds a git worktree of the committed HEAD (sharing the repository's DVC cache, so unchanged
-stages are restored from DVC's run-cache instead of recomputed), applies the overrides there the way
+schema, adds a git worktree of the committed HEAD (sharing the repository's DVC cache, with the
+baseline's outputs checked out from it, so unchanged stages are up to date instead of recomputed), applies the overrides there the way
 ``dvc exp run -S`` does (comments kept), runs each DVC stage as its own Prefect task, and saves the
 result with ``dvc exp save -n <flow-run-name>``. The worktree is removed afterwards (kept on failure,
 its path in the error). Overlapping runs have separate workspaces: no DVC lock, no mixed params.
@@ -229,6 +229,11 @@ def open_workspace(repo: Path, name: str, cache: str) -> Path:
                           capture_output=True, text=True, env=_env())
     if proc.returncode:
         raise WorkspaceError(f"dvc config cache.dir in {ws}: {' '.join(proc.stderr.split())}")
+    # the baseline's outputs, as `dvc exp run` has them: unchanged stages are then up to date, and the
+    # train stages (persist outputs, which DVC's run-cache never restores) retrain only when changed
+    proc = subprocess.run([_dvc(), "checkout", "--quiet"], cwd=ws, capture_output=True, text=True, env=_env())
+    if proc.returncode:  # outputs missing from the cache (never pulled): their stages recompute
+        get_run_logger().warning(f"dvc checkout in {ws}: {' '.join(proc.stderr.split())[:500]}")
     return ws
 
 

@@ -36,7 +36,7 @@ def micro_params() -> dict:
     d["data"]["benchmarks"][0]["n"] = 16
     d["model"].update(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2, intermediate_size=64)
     d["sft"].update(steps=100, batch_size=16, lr=0.01, warmup_steps=1, num_threads=1, target_acc=0)
-    d["train"].update(lrs=[1e-3], seeds=[0, 1], steps=3, prompts_per_step=10, n=3, save_every=2)
+    d["train"].update(lrs=[1e-2], seeds=[0, 1], steps=3, prompts_per_step=10, n=3, save_every=2)
     d["cluster"].update(local_cpus=2)
     d["evaluate"].update(n=4, n_boot=100, batch_size=128)
     d["report"].update(k_high=4, n_boot=100)

@@ -28,18 +28,18 @@ def test_repro_runs_every_stage(micro_repo):
     assert json.loads((micro_repo / "data/validation/validation.json").read_text())["success"] is True
     # one run per grid cell, with the logs the report reads; the variant's own estimator and options
     for name in names:
-        run_dir = micro_repo / "runs" / name / "lr0.001_s0"
+        run_dir = micro_repo / "runs" / name / "lr0.01_s0"
         assert (run_dir / "model" / "config.json").is_file() and (run_dir / "train_metrics.csv").is_file()
-        ev = micro_repo / "evals" / name / "lr0.001_s0"
+        ev = micro_repo / "evals" / name / "lr0.01_s0"
         assert (ev / "metrics.json").is_file() and json.loads((ev / "run.json").read_text())["variant"] == name
-    modes = {v: json.loads((micro_repo / "runs" / v / "lr0.001_s0" / "run.json").read_text())["algorithm"]
+    modes = {v: json.loads((micro_repo / "runs" / v / "lr0.01_s0" / "run.json").read_text())["algorithm"]
              for v in ("riskpo_track", "riskpo_batch")}
     assert modes["riskpo_track"]["riskpo"]["use_q_track_mode"] == "track"
     assert modes["riskpo_batch"]["riskpo"]["use_q_track_mode"] == "batch"
     # metrics, plots and the report, labelled by variant
     study = json.loads((micro_repo / "metrics/study.json").read_text())
-    assert {f"{v}/lr0.001" for v in names} | {"base"} <= set(study)
-    assert 0.0 <= study["riskpo_batch/lr0.001"]["multiply_test/pass@1"] <= 1.0
+    assert {f"{v}/lr0.01" for v in names} | {"base"} <= set(study)
+    assert 0.0 <= study["riskpo_batch/lr0.01"]["multiply_test/pass@1"] <= 1.0
     report = (micro_repo / "reports/report.md").read_text()
     assert "riskpo_batch" in report and "rs_grpo_b2" in report and ".png" in report
     passk = pd.read_csv(micro_repo / "plots/passk.csv")
@@ -52,7 +52,7 @@ def test_dvc_plots_draw_one_nonempty_series_per_variant_and_lr(micro_repo):
     out = run([DVC, "plots", "show", "--json"], micro_repo).stdout
     shown = json.loads(out[out.index("{"):])
     shown = shown.get("data", shown)  # {"data": {<plot title>: [{"type", "revisions", "content"}]}}
-    labels = {f"{v} lr=0.001" for v in variants(micro_repo)}
+    labels = {f"{v} lr=0.01" for v in variants(micro_repo)}
     for title, y in (("Pass@k", "pass_at_k"), ("Training reward", "reward_mean"), ("Policy entropy", "entropy")):
         plot = next(v for k, v in shown.items() if k.startswith(title))
         assert plot[0]["content"]["encoding"]["color"]["field"] == "label"
@@ -84,9 +84,9 @@ def test_experiment_reruns_only_the_changed_variant(micro_repo):
     assert [c.strip() for c in row.strip("|").split("|")][2:4] == ["2.0", "4"]
     # --all: at 3 steps the two betas can sample the same answers, and an unchanged metric is not listed
     mdiff = run([DVC, "metrics", "diff", "HEAD", "beta4", "--all", "--md"], micro_repo)
-    assert mdiff.returncode == 0 and "rs_grpo_b2/lr0.001" in mdiff.stdout
+    assert mdiff.returncode == 0 and "rs_grpo_b2/lr0.01" in mdiff.stdout
     plots = run([DVC, "plots", "diff", "HEAD", "beta4", "--json"], micro_repo)
-    assert plots.returncode == 0 and "rs_grpo_b2 lr=0.001" in plots.stdout
+    assert plots.returncode == 0 and "rs_grpo_b2 lr=0.01" in plots.stdout
 
 
 def test_bad_params_stop_repro_with_one_line(tmp_path):

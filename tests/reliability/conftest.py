@@ -75,17 +75,17 @@ def stage_repo_template(tmp_path_factory) -> Path:
         proc = run_stage(repo, f"stages/{stage}.py")
         assert proc.returncode == 0, proc.stderr[-3000:]
     for rel, text in {
-        "runs/grpo/lr0.001_s0/run.json": '{"estimator": "grpo"}\n',
-        "runs/grpo/lr0.001_s0/checkpoints/step_2/state.json": "{}\n",
-        "evals/grpo/lr0.001_s0/metrics.json": '{"multiply_test": {"pass@1": 0.5}}\n',
+        "runs/grpo/lr0.01_s0/run.json": '{"estimator": "grpo"}\n',
+        "runs/grpo/lr0.01_s0/checkpoints/step_2/state.json": "{}\n",
+        "evals/grpo/lr0.01_s0/metrics.json": '{"multiply_test": {"pass@1": 0.5}}\n',
         "metrics/evaluate_grpo.json": '{"runs": {}}\n',
-        "metrics/study.json": '{"grpo/lr0.001": {}}\n',
+        "metrics/study.json": '{"grpo/lr0.01": {}}\n',
         "plots/passk.csv": "k,grpo lr=0.001\n1,0.5\n",
         "reports/report.md": "# an earlier report\n",
     }.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
-    shutil.copytree(repo / "models/base", repo / "runs/grpo/lr0.001_s0/model")  # a "trained" run to evaluate
+    shutil.copytree(repo / "models/base", repo / "runs/grpo/lr0.01_s0/model")  # a "trained" run to evaluate
     return repo
 
 

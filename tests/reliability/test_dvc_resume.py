@@ -17,7 +17,7 @@ from tests.reliability.conftest import env, snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 DVC = str(BIN / "dvc")
-RUN = Path("runs/grpo/lr0.001_s0")
+RUN = Path("runs/grpo/lr0.01_s0")
 STEPS = 40
 
 
