@@ -3,6 +3,7 @@ its components and project the study's wall time.
 
     python benchmarks/pipeline.py [--repo .] [--work DIR] [--set key=value ...]
     python benchmarks/pipeline.py --profile [--set key=value ...] [--steps 6] [--problems 200]
+    python benchmarks/pipeline.py --flow [--micro] [--set key=value ...]
 
 ``--profile`` measures, in one process on a random policy of params.yaml's model (step and
 sampling costs do not depend on what the policy knows: answers are fixed-width): a local Ray
@@ -16,6 +17,12 @@ Clones the repository's committed HEAD into a temporary directory (so nothing is
 runs `dvc repro` there with this venv's `python` and `dvc`, and prints the wall time per stage
 (from DVC's stage start lines), the stages' own work (their "done in" lines), the overhead
 (DVC + process start + imports + Ray heads = wall - work) and the no-op rerun time.
+
+``--flow`` then times the Prefect flow (flows/study.py, against a temporary Prefect server) on
+the same study: a scheduled run of the committed, up-to-date baseline (every stage checked out
+from the cache, nothing recomputed), and a run in a second clone with an empty DVC cache (every
+stage computed), whose wall time it prints as a ratio to the plain `dvc repro` above.
+``--micro`` studies the tests' micro study (tests/pipeline/conftest.py) instead of params.yaml.
 """
 
 from __future__ import annotations
@@ -156,6 +163,8 @@ def profile(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", action="store_true", help="per-component costs and a projection, no dvc repro")
+    ap.add_argument("--flow", action="store_true", help="then time the Prefect flow on the same study")
+    ap.add_argument("--micro", action="store_true", help="the tests' micro study instead of params.yaml")
     ap.add_argument("--steps", type=int, default=6, help="--profile: RL steps per timing run")
     ap.add_argument("--problems", type=int, default=200, help="--profile: problems to sample")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[1]))
@@ -166,14 +175,23 @@ def main() -> None:
         return profile(args)
     work = Path(args.work or tempfile.mkdtemp(prefix="riskrl-bench-")) / "study"
     subprocess.run(["git", "clone", "-q", args.repo, str(work)], check=True)
-    if args.overrides:
+    if args.overrides or args.micro:
         from riskrl.config import set_overrides
 
-        params = set_overrides(yaml.safe_load((work / "params.yaml").read_text()), args.overrides)
+        params = yaml.safe_load((work / "params.yaml").read_text())
+        if args.micro:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.pipeline.conftest import micro_params
+
+            params = micro_params()
+        params = set_overrides(params, args.overrides)
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore",
            "RAY_USAGE_STATS_ENABLED": "0", "DVC_NO_ANALYTICS": "1"}
     env.pop("RAY_ADDRESS", None)
+    if args.flow:  # the flow studies a commit: the params, and a clone of them with nothing computed
+        _commit(work, "study params")
+        subprocess.run(["git", "clone", "-q", str(work), str(work.parent / "fresh")], check=True)
     total, lines = run_timed([str(BIN / "dvc"), "repro"], work, env)
     starts = [(t, m.group(1)) for t, ln in lines if (m := re.match(r"Running stage '([^']+)'", ln))]
     work_s = {}
@@ -202,6 +220,38 @@ def main() -> None:
     console.print(f"overhead (DVC, process start and imports, Ray heads): {total - sum_work:.1f} s "
                   f"= {100 * (total - sum_work) / total:.1f}% of the study")
     console.print(f"no-op rerun: {noop:.1f} s ({'up to date' if up_to_date else 'NOT up to date'})")
+    if args.flow:
+        flow_runs(work, work.parent / "fresh", total, console)
+
+
+def _commit(repo: Path, message: str) -> None:
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+                                        "commit", "-qm", message]):
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+
+
+def flow_runs(work: Path, fresh: Path, plain_s: float, console: Console) -> None:
+    """The flow on ``work`` (its `dvc repro` done): the baseline as a scheduled run would see it; and
+    on ``fresh`` (the same params, nothing computed, no cache), as a ratio to the plain `dvc repro`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.study import study
+
+    _commit(work, "study results")  # what a scheduled run studies: the committed, reproduced baseline
+    table = Table(title="Prefect flow (flows/study.py), one DVC experiment a run")
+    for col in ("run", "stages ran / up to date", "wall s", "in `dvc repro -s` s", "stages' own work s", "vs plain repro"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    with prefect_test_harness():
+        for label, repo in (("scheduled run of the up-to-date baseline", work), ("from scratch, empty cache", fresh)):
+            t0 = time.perf_counter()
+            res = study(repo=str(repo), experiment=f"bench-{repo.name}")
+            wall = time.perf_counter() - t0
+            states = list(res["stages"].values())
+            ran = sum(s == "ran" for s in states)
+            table.add_row(label, f"{ran} / {len(states) - ran}", f"{wall:.1f}", f"{res['timing']['repro_s']:.1f}",
+                          f"{res['timing']['own_s']:.1f}", f"{wall / plain_s:.2f}x" if repo == fresh else "")
+    console.print(table)
 
 
 if __name__ == "__main__":

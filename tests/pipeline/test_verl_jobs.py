@@ -61,11 +61,12 @@ def free_ports(n: int) -> list[int]:
 
 
 def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the head's process group (raylet, GCS, dashboard: all started by this test), then SIGKILL."""
+    """SIGTERM the head's process group (raylet, GCS, dashboard: all started by this test), then SIGKILL
+    (`ray start --block` spends ~30 s on a graceful stop that this throwaway head does not need)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=60)
+        proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
