@@ -231,9 +231,12 @@ def open_workspace(repo: Path, name: str, cache: str) -> Path:
         raise WorkspaceError(f"dvc config cache.dir in {ws}: {' '.join(proc.stderr.split())}")
     # the baseline's outputs, as `dvc exp run` has them: unchanged stages are then up to date, and the
     # train stages (persist outputs, which DVC's run-cache never restores) retrain only when changed
-    proc = subprocess.run([_dvc(), "checkout", "--quiet"], cwd=ws, capture_output=True, text=True, env=_env())
+    if not (ws / "dvc.lock").is_file():  # nothing reproduced at HEAD: every stage computes
+        return ws
+    proc = subprocess.run([_dvc(), "checkout"], cwd=ws, capture_output=True, text=True, env=_env())
     if proc.returncode:  # outputs missing from the cache (never pulled): their stages recompute
-        get_run_logger().warning(f"dvc checkout in {ws}: {' '.join(proc.stderr.split())[:500]}")
+        why = " ".join((proc.stderr or proc.stdout).split())[-500:] or f"exit {proc.returncode}"
+        get_run_logger().warning(f"dvc checkout in {ws}: {why}; the stages of the missing outputs recompute")
     return ws
 
 
