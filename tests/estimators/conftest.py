@@ -40,3 +40,15 @@ def batch_factory():
 
 
 ALL_BOOLS = list(itertools.product([False, True], repeat=4))
+
+
+#: reward kinds of the pass@k estimators' tests: {0, 1}, {-1, 1} and continuous in [0, 1)
+REWARDS = ["binary", "plus-minus-one", "continuous"]
+
+
+def reward_batch(seed: int, rewards: str, **kw):
+    """``make_batch`` with rewards of kind ``rewards`` (one of REWARDS)."""
+    scores, uids = make_batch(seed, binary=rewards != "continuous", **kw)
+    if rewards == "plus-minus-one":
+        scores = 2 * scores - 1
+    return scores, uids

@@ -8,17 +8,9 @@ from hypothesis import strategies as st
 
 from riskrl.estimators import passk_advantage
 from riskrl.estimators.registry import compute_passk_outcome_advantage
-from tests.estimators.conftest import make_batch
+from tests.estimators.conftest import REWARDS, make_batch
+from tests.estimators.conftest import reward_batch as batch
 from tests.estimators.reference import ref_passk
-
-REWARDS = ["binary", "plus-minus-one", "continuous"]
-
-
-def batch(seed, rewards, **kw):
-    scores, uids = make_batch(seed, binary=rewards != "continuous", **kw)
-    if rewards == "plus-minus-one":
-        scores = 2 * scores - 1
-    return scores, uids
 
 
 @pytest.mark.parametrize("rewards", REWARDS)

@@ -8,18 +8,11 @@ from hypothesis import strategies as st
 
 from riskrl.estimators import pkpo_advantage
 from riskrl.estimators.registry import compute_pkpo_outcome_advantage
-from tests.estimators.conftest import make_batch
+from tests.estimators.conftest import REWARDS, make_batch
+from tests.estimators.conftest import reward_batch as batch
 from tests.estimators.reference import ref_pkpo
 
-REWARDS = ["binary", "plus-minus-one", "continuous"]
 BASELINES = ["none", "mean", "loo"]
-
-
-def batch(seed, rewards, **kw):
-    scores, uids = make_batch(seed, binary=rewards != "continuous", **kw)
-    if rewards == "plus-minus-one":
-        scores = 2 * scores - 1
-    return scores, uids
 
 
 @pytest.mark.parametrize("baseline", BASELINES)
