@@ -27,6 +27,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # 5-13 s (subprocesses, a size-limited folder): out of the fast subset
 def test_prepare_and_validate_from_the_command_line(tmp_path, raw_files, capsys):
     out, val = tmp_path / "prepared", tmp_path / "validation"
     assert (

@@ -52,6 +52,7 @@ def _orphan_after_parent_kill(call: bool) -> bool:
     return alive
 
 
+@pytest.mark.slow  # 5-13 s (subprocesses, a size-limited folder): out of the fast subset
 def test_child_dies_when_its_parent_is_killed():
     assert not _orphan_after_parent_kill(call=True)
 

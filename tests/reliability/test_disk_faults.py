@@ -45,6 +45,7 @@ def small_outputs(stage_repo):
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+@pytest.mark.slow  # 5-13 s (subprocesses, a size-limited folder): out of the fast subset
 def test_disk_full_is_one_line_naming_enospc(small_outputs):
     repo = small_outputs
     set_params(repo, bandit__updates=200, bandit__seeds=2)

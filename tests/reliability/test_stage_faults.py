@@ -34,6 +34,7 @@ def test_unreachable_ray_address_env(stage_repo):
                    RAY_ADDRESS="127.0.0.1:1")
 
 
+@pytest.mark.slow  # 5-13 s (subprocesses, a size-limited folder): out of the fast subset
 def test_unroutable_address_fails_within_the_timeout_without_a_warning_flood(stage_repo):
     set_params(stage_repo, cluster__address="10.255.255.1:6379", cluster__connect_timeout_s=2)
     proc = run_stage(stage_repo, "stages/train.py", "grpo")
@@ -96,6 +97,7 @@ def test_verbose_shows_the_traceback(stage_repo):
     assert stderr_lines(proc)[-1].startswith("stage train: cannot reach")
 
 
+@pytest.mark.slow  # 5-13 s (subprocesses, a size-limited folder): out of the fast subset
 def test_failed_validation_names_the_first_expectations_without_ge_logging(stage_repo):
     set_params(stage_repo, data__max_prompt_length=2)  # the micro task's prompts ("7*8=") are longer
     proc = run_stage(stage_repo, "stages/validate.py")
