@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline.conftest import BIN, ROOT, env, run
+from tests.verl.test_plugin_subprocess import tiny_run_overrides
 
 pytestmark = pytest.mark.slow
 DVC = str(BIN / "dvc")
@@ -121,13 +122,7 @@ def test_riskrl_verl_console_script_stops_at_the_gpu_check(tmp_path):
     script = BIN / "riskrl-verl"
     assert script.is_file(), "the riskrl-verl console script is not installed"
     proc = subprocess.run(
-        [str(script), "algorithm.adv_estimator=rs_grpo", "algorithm.rs_grpo.beta=4",
-         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
-         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
-         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2", "actor_rollout_ref.rollout.name=vllm",
-         "data.train_batch_size=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4", "trainer.n_gpus_per_node=1",
-         "+ray_kwargs.ray_init.num_cpus=1", f"trainer.default_local_dir={tmp_path}/ckpt",
-         f"hydra.run.dir={tmp_path}/hydra"],
+        [str(script), "algorithm.adv_estimator=rs_grpo", "algorithm.rs_grpo.beta=4", *tiny_run_overrides(tmp_path)],
         capture_output=True, text=True, env={**env(), "RAY_ADDRESS": ""}, timeout=900, cwd=tmp_path,
     )
     assert proc.returncode == 1, proc.stderr[-3000:]

@@ -11,6 +11,17 @@ ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "fals
 pytestmark = pytest.mark.slow  # every test starts a fresh interpreter that imports verl
 
 
+def tiny_run_overrides(tmp_path) -> list[str]:
+    """verl overrides of a one-GPU run small enough to pass verl's config checks (for the tests
+    that reach the launcher's GPU check on a CPU machine), its outputs under ``tmp_path``."""
+    return ["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2", "actor_rollout_ref.rollout.name=vllm",
+            "data.train_batch_size=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4", "trainer.n_gpus_per_node=1",
+            "+ray_kwargs.ray_init.num_cpus=1", f"trainer.default_local_dir={tmp_path}/ckpt",
+            f"hydra.run.dir={tmp_path}/hydra"]
+
+
 def run_py(code: str, timeout: int = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=ENV, timeout=timeout)
 
@@ -138,13 +149,7 @@ def test_broken_plugin_is_loud():
 @pytest.mark.slow
 def test_launcher_stops_at_gpu_boundary_with_one_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "riskrl.verl", "algorithm.adv_estimator=riskpo",
-         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
-         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
-         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2", "actor_rollout_ref.rollout.name=vllm",
-         "data.train_batch_size=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4", "trainer.n_gpus_per_node=1",
-         "+ray_kwargs.ray_init.num_cpus=1", f"trainer.default_local_dir={tmp_path}/ckpt",
-         f"hydra.run.dir={tmp_path}/hydra"],
+        [sys.executable, "-m", "riskrl.verl", "algorithm.adv_estimator=riskpo", *tiny_run_overrides(tmp_path)],
         capture_output=True, text=True, env={**ENV, "RAY_ADDRESS": ""}, timeout=300, cwd=tmp_path,
     )
     assert proc.returncode == 1
