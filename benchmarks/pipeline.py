@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, list[tuple[float, str]]]:
@@ -167,7 +168,7 @@ def main() -> None:
     ap.add_argument("--micro", action="store_true", help="the tests' micro study instead of params.yaml")
     ap.add_argument("--steps", type=int, default=6, help="--profile: RL steps per timing run")
     ap.add_argument("--problems", type=int, default=200, help="--profile: problems to sample")
-    ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[1]))
+    ap.add_argument("--repo", default=str(ROOT))
     ap.add_argument("--work", default=None, help="clone here (default: a temporary directory)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="params.yaml key=value")
     args = ap.parse_args()
@@ -180,7 +181,7 @@ def main() -> None:
 
         params = yaml.safe_load((work / "params.yaml").read_text())
         if args.micro:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            sys.path.insert(0, str(ROOT))
             from tests.pipeline.conftest import micro_params
 
             params = micro_params()
@@ -233,7 +234,7 @@ def _commit(repo: Path, message: str) -> None:
 def flow_runs(work: Path, fresh: Path, plain_s: float, console: Console) -> None:
     """The flow on ``work`` (its `dvc repro` done): the baseline as a scheduled run would see it; and
     on ``fresh`` (the same params, nothing computed, no cache), as a ratio to the plain `dvc repro`."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(ROOT))
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.study import study

@@ -2,10 +2,10 @@
 
 A run never touches the repository's workspace: it validates the overrides against the params
 schema, adds a git worktree of the committed HEAD (sharing the repository's DVC cache, with the
-baseline's outputs checked out from it, so unchanged stages are up to date instead of recomputed), applies the overrides there the way
-``dvc exp run -S`` does (comments kept), runs each DVC stage as its own Prefect task, and saves the
-result with ``dvc exp save -n <flow-run-name>``. The worktree is removed afterwards (kept on failure,
-its path in the error). Overlapping runs have separate workspaces: no DVC lock, no mixed params.
+baseline's outputs checked out from it, so unchanged stages are up to date instead of recomputed),
+applies the overrides there the way ``dvc exp run -S`` does (comments kept), runs each DVC stage
+as its own Prefect task, and saves the result with ``dvc exp save -n <flow-run-name>``. The
+worktree is removed afterwards (kept on failure, its path in the error). Overlapping runs have separate workspaces: no DVC lock, no mixed params.
 
     python flows/study.py                                   # one experiment of the committed baseline
     python flows/study.py --set train.steps=50 --set 'train.lrs=[3e-5]'
