@@ -173,16 +173,22 @@ def ray_session(
             ) from None
         mode = "attached"
     else:
-        # address="local": always a new head, never a `ray start` cluster found through its session file
-        with _loopback_only():
-            ray.init(
-                address="local",
-                num_cpus=num_cpus or os.cpu_count(),
-                _node_ip_address=LOCAL_HEAD_IP,  # loopback: the node IP every process advertises and dials
-                include_dashboard=False,
-                log_to_driver=True,
-                runtime_env={"env_vars": env},
-            )
+        # address="local": always a new head, never a `ray start` cluster found through its session file.
+        # The env goes to the head's processes as their environment, not as a runtime_env: workers
+        # with a runtime_env cannot be the ones Ray prestarts at init, and two more would start
+        saved_env = _set_env(env)
+        try:
+            with _loopback_only():
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus or os.cpu_count(),
+                    _node_ip_address=LOCAL_HEAD_IP,  # loopback: the node IP every process advertises and dials
+                    include_dashboard=False,
+                    log_to_driver=True,
+                )
+        except BaseException:
+            _set_env(saved_env)
+            raise
         mode = "local"
     try:
         if gpus:
@@ -190,3 +196,16 @@ def ray_session(
         yield mode
     finally:
         ray.shutdown()
+        if mode == "local":
+            _set_env(saved_env)
+
+
+def _set_env(values: dict[str, str | None]) -> dict[str, str | None]:
+    """Set (None: unset) environment variables; returns their previous values."""
+    old = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    return old

@@ -27,13 +27,17 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from riskrl.embedded.model import save_pretrained
 from riskrl.io import atomic_path, torch_bytes, write_bytes, write_json
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and transformers are imported where a checkpoint is written or read: a stage's driver
+# only plans resumes (config_hash, checkpoint_hash) and must not pay seconds of imports for it
 
 logger = logging.getLogger("riskrl.checkpoint")
 
@@ -53,6 +57,8 @@ class CheckpointError(ValueError):
 
 def rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(JSON-able python/numpy states, torch tensors)."""
+    import torch
+
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     plain = {"python": [version, list(internal), gauss],
@@ -65,6 +71,8 @@ def rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
 
 def set_rng_state(plain: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    import torch
+
     version, internal, gauss = plain["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = plain["numpy"]
@@ -99,6 +107,8 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def _split_tensors(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     """Replace every tensor in a nested dict by ``{"__tensor__": key}``; collect them in ``tensors``."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         tensors[prefix] = obj.detach().cpu()
         return {"__tensor__": prefix}
@@ -135,6 +145,8 @@ def save_checkpoint(
     body.update(step=step, rng=plain_rng)
     body.setdefault("config_hash", config_hash(state.get("config") or {}))
     with atomic_path(path, is_dir=True) as tmp:
+        from riskrl.embedded.model import save_pretrained
+
         save_pretrained(model, tokenizer, tmp / "model")
         write_bytes(tmp / OPTIM_FILE, torch_bytes(optimizer.state_dict()))
         write_bytes(tmp / TENSORS_FILE, torch_bytes(tensors))
@@ -182,6 +194,8 @@ def clean_partial(ckpt_root: str | os.PathLike) -> list[Path]:
 def _safe_torch_load(path: Path, map_location: Any = "cpu") -> Any:
     import pickle
 
+    import torch
+
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -195,6 +209,8 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     Raises ``CheckpointError`` (one line) for a legacy pickled ``state.pt``, a file that is not
     plain tensors (a pickle that would run code), or a missing/corrupt file.
     """
+    import torch
+
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         if (path / LEGACY_STATE).is_file():

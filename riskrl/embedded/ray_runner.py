@@ -18,8 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from riskrl.cluster import check_reachable, ray_session
-from riskrl.embedded.configs import to_dict
-from riskrl.embedded.trainer import TrainConfig
+from riskrl.embedded.configs import TrainConfig, to_dict  # not the trainer: the driver needs no torch
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

@@ -135,9 +135,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         shutil.rmtree(ckpt_root)  # a fresh run replaces an old one's checkpoints
     if not cfg.max_new_tokens:  # the fixed-width answer + EOS: generation never runs longer than needed
-        longest = max(
-            len(tokenizer(ex.ground_truth, add_special_tokens=False)["input_ids"]) for ex in examples
-        )
+        answers = sorted({ex.ground_truth for ex in examples})  # one batched call, not one per row
+        longest = max(len(ids) for ids in tokenizer(answers, add_special_tokens=False)["input_ids"])
         cfg = dataclasses.replace(cfg, max_new_tokens=longest + 1)
     log = MetricsLog(out, state["metrics"], state["timing"], tensorboard=cfg.tensorboard)
     start = int(state["step"])

@@ -1,9 +1,10 @@
 """Advantage estimators: RS-GRPO, RiskPO, Pass@k Training and PKPO, per response and as verl entries.
 
-The per-response functions need only torch. ``riskrl.estimators.registry`` registers ``rs_grpo``,
-``riskpo``, ``passk`` and ``pkpo`` with verl's ``register_adv_est``; the ``verl.plugins`` entry
-point (``riskrl.verl_plugin``) imports it when verl's registry module is first imported, and the
-registry names below are loaded from it on first use. Math: docs/estimators.md.
+The per-response functions need only torch, imported when one of them is first used.
+``riskrl.estimators.registry`` registers ``rs_grpo``, ``riskpo``, ``passk`` and ``pkpo`` with
+verl's ``register_adv_est``; the ``verl.plugins`` entry point (``riskrl.verl_plugin``) imports it
+when verl's registry module is first imported, and the registry names below are loaded from it
+on first use. Math: docs/estimators.md.
 """
 
 from riskrl.estimators.options import (
@@ -18,12 +19,17 @@ from riskrl.estimators.options import (
     parse_riskpo,
     parse_rs_grpo,
 )
-from riskrl.estimators.passk import passk_advantage
-from riskrl.estimators.pkpo import pkpo_advantage
-from riskrl.estimators.riskpo import riskpo_advantage
-from riskrl.estimators.rs_grpo import rs_grpo_advantage
-from riskrl.estimators.tracker import LEVELS, QuantileTracker
 
+# torch-backed names, imported on first use: the params schema reads ESTIMATOR_OPTIONS in every
+# stage, and importing torch for it would cost each stage about 2 s
+_LAZY = {
+    "passk_advantage": "riskrl.estimators.passk",
+    "pkpo_advantage": "riskrl.estimators.pkpo",
+    "riskpo_advantage": "riskrl.estimators.riskpo",
+    "rs_grpo_advantage": "riskrl.estimators.rs_grpo",
+    "LEVELS": "riskrl.estimators.tracker",
+    "QuantileTracker": "riskrl.estimators.tracker",
+}
 _REGISTRY_NAMES = (
     "compute_passk_outcome_advantage",
     "compute_pkpo_outcome_advantage",
@@ -35,6 +41,10 @@ _REGISTRY_NAMES = (
 
 
 def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name in _REGISTRY_NAMES:  # importing the registry imports verl (seconds): only when asked
         from riskrl.estimators import registry
 

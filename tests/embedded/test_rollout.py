@@ -1,8 +1,9 @@
+import pytest
 import torch
 
 from riskrl.embedded.data import decode_responses, encode_prompts
 from riskrl.embedded.model import load_pretrained
-from riskrl.embedded.rollout import Rollout, generate, response_logprobs, sample_next
+from riskrl.embedded.rollout import Rollout, generate, response_logprobs, sample_next, shared_prompts
 
 
 def _gen(model, tok, texts, seed=0, **kw):
@@ -90,3 +91,55 @@ def test_decode_stops_at_eos(tiny_base):
     ids = torch.tensor([[five, six, tok.eos_token_id, tok.pad_token_id], [five, tok.pad_token_id, six, six]])
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.float32)
     assert decode_responses(tok, ids, mask) == ["56", "5<pad>66"]
+
+
+def _full_forward_logprobs(model, ro, temperature=1.0):
+    """Reference: one forward over prompt + response per row, no cache, no sharing."""
+    P, T = ro.prompt_ids.shape[1], ro.response_ids.shape[1]
+    ids = torch.cat([ro.prompt_ids, ro.response_ids], 1)
+    mask = torch.cat([ro.prompt_mask.long(), torch.ones_like(ro.response_ids)], 1)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, P - 1 : P + T - 1] / temperature
+    lp = torch.log_softmax(logits.float(), -1)
+    return lp.gather(-1, ro.response_ids[..., None]).squeeze(-1), -(lp.exp() * lp).sum(-1)
+
+
+def test_shared_prompts_index_the_distinct_prompts():
+    ids = torch.tensor([[0, 5, 6], [1, 5, 6], [0, 5, 6], [0, 5, 6], [1, 5, 6]])
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1], [0, 1, 1], [1, 1, 1]])
+    rows, inverse = shared_prompts(ids, mask)
+    assert sorted(rows.tolist()) == [0, 1]  # the first occurrence of each distinct prompt
+    assert torch.equal(ids[rows][inverse], ids) and torch.equal(mask[rows][inverse], mask)
+    # the same ids under another mask are another prompt; all distinct: nothing to share
+    assert shared_prompts(ids[:2], torch.ones_like(ids[:2])) is None
+    assert shared_prompts(ids[[0, 2]], torch.tensor([[0, 1, 1], [1, 1, 1]])) is None
+
+
+@pytest.mark.parametrize("texts", [["3*4=", "5*6="], ["3*4=", "12*34=", "5*6="]], ids=["equal", "padded"])
+def test_shared_prompt_logprobs_and_gradients_equal_a_full_forward(tiny_base, texts):
+    model, tok = load_pretrained(tiny_base)
+    ro = _gen(model, tok, [t for t in texts for _ in range(4)], temperature=1.0)  # 4 responses each
+    assert shared_prompts(ro.prompt_ids, ro.prompt_mask) is not None
+    model.train()
+    for temperature in (1.0, 0.7):
+        lp, ent = response_logprobs(model, ro, temperature, with_entropy=True)
+        ref_lp, ref_ent = _full_forward_logprobs(model, ro, temperature)
+        m = ro.response_mask.bool()
+        assert torch.allclose(lp[m], ref_lp[m], atol=1e-5) and torch.allclose(ent[m], ref_ent[m], atol=1e-5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    weights = torch.linspace(-1, 1, ro.response_ids.numel()).view_as(ro.response_mask) * ro.response_mask
+    grads = torch.autograd.grad((response_logprobs(model, ro)[0] * weights).sum(), params)
+    ref = torch.autograd.grad((_full_forward_logprobs(model, ro)[0] * weights).sum(), params)
+    for g, r in zip(grads, ref, strict=True):
+        assert torch.allclose(g, r, atol=1e-5, rtol=1e-4)
+
+
+def test_shared_prefill_samples_as_each_prompt_alone(tiny_base):
+    model, tok = load_pretrained(tiny_base)
+    texts = ["3*4=", "12*34=", "5*6="]
+    together = _gen(model, tok, [t for t in texts for _ in range(3)], temperature=0.0, max_new_tokens=5)
+    for i, t in enumerate(texts):
+        alone = _gen(model, tok, [t], temperature=0.0, max_new_tokens=5)
+        n = int(alone.response_mask[0].sum())
+        for j in range(3):
+            assert together.response_ids[3 * i + j, :n].tolist() == alone.response_ids[0, :n].tolist()

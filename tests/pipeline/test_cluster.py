@@ -1,5 +1,6 @@
 """Ray for the pipeline: local head started and stopped, one-line errors for bad clusters."""
 
+import os
 import socket
 
 import pytest
@@ -36,11 +37,22 @@ def test_env_address_wins(monkeypatch):
 
 
 @pytest.mark.slow
-def test_local_head_runs_tasks_checks_gpus_and_stops():
-    with ray_session(None, num_cpus=1) as mode:
+def test_local_head_runs_tasks_checks_gpus_and_stops(monkeypatch):
+    monkeypatch.delenv("RISKRL_TEST_VAR", raising=False)
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
+
+    def task_env(x):
+        import os
+
+        return x * 2, os.environ.get("TOKENIZERS_PARALLELISM"), os.environ.get("RISKRL_TEST_VAR")
+
+    with ray_session(None, num_cpus=1, env_vars={"RISKRL_TEST_VAR": "1"}) as mode:
         assert mode == "local" and ray.is_initialized()
-        assert ray.get(ray.remote(lambda x: x * 2).remote(21)) == 42
+        # the session's env reaches the workers (as their environment: no runtime_env, so the
+        # worker Ray prestarted at init runs the task)
+        assert ray.get(ray.remote(task_env).remote(21)) == (42, "false", "1")
     assert not ray.is_initialized()
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "true" and "RISKRL_TEST_VAR" not in os.environ
     with pytest.raises(ClusterError, match=r"^evaluate needs 1 GPU\(s\) but the Ray cluster has 0; on a CPU machine use backend: embedded"):
         with ray_session(None, num_cpus=1, gpus=1, what="evaluate"):
             pass
