@@ -174,15 +174,60 @@ def write_metrics(
     samples: str | os.PathLike | pd.DataFrame,
     out_metrics: str | os.PathLike,
     out_plots: str | os.PathLike | None = None,
-    **kwargs,
+    out_problems: str | os.PathLike | None = None,
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    maj_subsamples: int = 256,
 ) -> dict[str, dict]:
-    """Compute metrics from a samples directory/file (or table); write the JSON and the long CSV."""
+    """Compute metrics from a samples directory/file (or table); write the JSON, the long CSV and
+    (``out_problems``) the per-problem table, so the report reads it instead of recomputing maj@k."""
     table = samples if isinstance(samples, pd.DataFrame) else read_samples(samples)
-    metrics = compute_metrics(table, **kwargs)
+    problems = problem_table(table, maj_subsamples=maj_subsamples, seed=seed)
+    metrics = summarize_problems(problems, n_boot=n_boot, alpha=alpha, seed=seed)
     write_json(out_metrics, metrics)
     if out_plots is not None:
         write_text(out_plots, metrics_long_table(metrics).to_csv(index=False))
+    if out_problems is not None:
+        write_problem_table(out_problems, problems, maj_subsamples=maj_subsamples, seed=seed)
     return metrics
+
+
+PROBLEMS_FILE = "problems.parquet"
+_PROBLEMS_KEY = b"riskrl.problem_table"
+
+
+def write_problem_table(path: str | os.PathLike, problems: pd.DataFrame, *, maj_subsamples: int, seed: int) -> None:
+    """The per-problem table as parquet, with the settings it was computed with in its metadata."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from riskrl.io import atomic_path
+
+    t = pa.Table.from_pandas(problems, preserve_index=False)
+    meta = {**(t.schema.metadata or {}), _PROBLEMS_KEY: json.dumps({"maj_subsamples": maj_subsamples, "seed": seed})}
+    with atomic_path(path) as tmp:
+        pq.write_table(t.replace_schema_metadata(meta), tmp)
+
+
+def read_problem_table(path: str | os.PathLike, *, maj_subsamples: int, seed: int) -> pd.DataFrame | None:
+    """The table ``write_problem_table`` wrote, or None when there is none, it is unreadable, or it
+    was computed with other settings (then the caller recomputes it from the samples)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(path)
+        made = json.loads((t.schema.metadata or {}).get(_PROBLEMS_KEY, b"{}"))
+    except (OSError, ValueError):
+        return None
+    if made != {"maj_subsamples": maj_subsamples, "seed": seed}:
+        return None
+    return t.to_pandas()
 
 
 #: the verdict of a paired difference: its CI above 0, below 0, or containing 0.

@@ -32,7 +32,7 @@ def _evaluate_one(model_dir: str, out_dir: str, run_dir: str | None, benchmarks:
     only coordinates: the sampler's engines are Ray tasks of their own, one per GPU group)."""
     import torch
 
-    from riskrl.evaluation.metrics import write_metrics
+    from riskrl.evaluation.metrics import PROBLEMS_FILE, write_metrics
     from riskrl.evaluation.sampling import get_sampler, run_evaluation
 
     torch.set_num_threads(threads)
@@ -41,8 +41,8 @@ def _evaluate_one(model_dir: str, out_dir: str, run_dir: str | None, benchmarks:
         run_evaluation(sampler, benchmarks, ev["n"], temperature=ev["temperature"], top_p=ev["top_p"],
                        max_tokens=ev["max_tokens"], seed=ev["seed"], out_dir=tmp / "samples",
                        max_problems=ev["max_problems"])
-        metrics = write_metrics(tmp / "samples", tmp / "metrics.json", tmp / "passk.csv", n_boot=ev["n_boot"],
-                                seed=ev["seed"])
+        metrics = write_metrics(tmp / "samples", tmp / "metrics.json", tmp / "passk.csv", tmp / PROBLEMS_FILE,
+                                n_boot=ev["n_boot"], seed=ev["seed"])
         for name in RUN_FILES if run_dir else ():
             if (Path(run_dir) / name).exists():
                 shutil.copy2(Path(run_dir) / name, tmp / name)

@@ -5,6 +5,8 @@ A run directory holds::
     run.json            {"variant": "riskpo_track", "estimator": "riskpo", "lr": 1e-6, "seed": 0,
                          "name": "riskpo_track/lr1e-06_s0"}   ("variant" defaults to "estimator")
     metrics.json        riskrl.evaluation metrics (recomputed from samples/ when absent)
+    problems.parquet    per-problem figures as the evaluate stage computed them (recomputed from
+                        samples/ when absent or made with other maj@k settings)
     samples/*.parquet   samples tables (riskrl.evaluation.schema)
     train_metrics.csv   or train_metrics.jsonl: step, reward_mean, entropy, riskpo/a, riskpo/b,
                         riskpo/q_0.05 .. riskpo/q_0.95 (RiskPO's tracked quantiles), ...
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskrl.evaluation.metrics import problem_table, summarize_problems
+from riskrl.evaluation.metrics import PROBLEMS_FILE, problem_table, read_problem_table, summarize_problems
 from riskrl.evaluation.schema import read_samples
 
 BASE = "base"
@@ -142,8 +144,9 @@ def load_run(
             raise ValueError(f"run '{path}': run.json is missing {', '.join(missing)}")
     if not (path / "samples").is_dir():
         raise ValueError(f"run '{path}' has no samples/ directory")
-    samples = read_samples(path / "samples")
-    problems = problem_table(samples, maj_subsamples=maj_subsamples, seed=seed)
+    problems = read_problem_table(path / PROBLEMS_FILE, maj_subsamples=maj_subsamples, seed=seed)
+    if problems is None:  # written by the evaluate stage; else computed from the samples
+        problems = problem_table(read_samples(path / "samples"), maj_subsamples=maj_subsamples, seed=seed)
     if (path / "metrics.json").is_file():
         metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     else:

@@ -168,3 +168,27 @@ def test_artifact_is_a_noop_outside_a_flow(report):
     assert publish_prefect_artifact(report) is None
     with pytest.raises(ValueError, match="lowercase letters, digits and dashes; got 'Bad_Key'"):
         publish_prefect_artifact(report, key="Bad_Key")
+
+
+def test_load_run_reads_the_problem_table_the_evaluate_stage_wrote(tmp_path):
+    from report_fixtures import synthetic_samples, write_run
+
+    from riskrl.evaluation.metrics import PROBLEMS_FILE, read_problem_table, write_metrics, write_problem_table
+    from riskrl.report import load_run
+
+    run = tmp_path / "run"
+    write_run(run, synthetic_samples(np.random.default_rng(0), 0.5), {"variant": "grpo", "lr": 1e-6, "seed": 0},
+              None, "csv")
+    computed = load_run(run).problems  # no problems.parquet: computed from the samples
+    write_metrics(run / "samples", tmp_path / "m.json", None, run / PROBLEMS_FILE, n_boot=10)
+    pd.testing.assert_frame_equal(read_problem_table(run / PROBLEMS_FILE, maj_subsamples=256, seed=0), computed)
+    assert read_problem_table(run / PROBLEMS_FILE, maj_subsamples=256, seed=1) is None  # other maj@k draws
+    assert read_problem_table(run / PROBLEMS_FILE, maj_subsamples=64, seed=0) is None
+    assert read_problem_table(tmp_path / "missing.parquet", maj_subsamples=256, seed=0) is None
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    assert read_problem_table(tmp_path / "bad.parquet", maj_subsamples=256, seed=0) is None
+    # the report takes the stage's table when its settings match (a marked copy shows which), else recomputes
+    write_problem_table(run / PROBLEMS_FILE, computed.assign(c=computed["c"] + 100), maj_subsamples=256, seed=0)
+    assert (load_run(run).problems["c"] == computed["c"] + 100).all()
+    again = load_run(run, seed=1).problems
+    assert (again["c"] == computed["c"]).all() and again["maj@2"].notna().all()
