@@ -173,7 +173,12 @@ def test_artifact_is_a_noop_outside_a_flow(report):
 def test_load_run_reads_the_problem_table_the_evaluate_stage_wrote(tmp_path):
     from report_fixtures import synthetic_samples, write_run
 
-    from riskrl.evaluation.metrics import PROBLEMS_FILE, read_problem_table, write_metrics, write_problem_table
+    from riskrl.evaluation.metrics import (
+        PROBLEMS_FILE,
+        read_problem_table,
+        write_metrics,
+        write_problem_table,
+    )
     from riskrl.report import load_run
 
     run = tmp_path / "run"
