@@ -162,6 +162,7 @@ def test_bad_grid_raises_one_line_naming_the_problem(kwargs, message):
         run_bandit(**{"betas": [0.0], "seeds": [0], "updates": 1, **kwargs})
 
 
+@pytest.mark.slow  # 25,000 updates x 5 seeds: seconds, out of the fast subset
 def test_beta_4_reaches_the_global_optimum_at_the_published_length():
     """The README's headline: beta >= 4 leaves the local optimum (arm 75, reward 0.6) for the global
     one (arm 40, reward 1.0) within the published 25,000 updates; beta 2 does not.

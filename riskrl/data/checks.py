@@ -21,15 +21,17 @@ useful example values. Columns:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from tqdm.auto import tqdm
 
 from riskrl.data.prepare import problem_of
 from riskrl.data.schema import ROLES, to_python
 from riskrl.data.templates import normalize_problem, problem_hash
 from riskrl.rewards import EXACT_PREFIX, is_parseable
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: `import riskrl.data` in every stage stays light
 
 OK = "ok"
 HELPERS: tuple[str, ...] = (
@@ -135,6 +137,8 @@ def check_frame(
             cols[k].append(v)
     names = list(dict.fromkeys(k for rec in records for k in rec if k not in HELPERS))
     # object dtype keeps each cell's own Python type, so GE's type checks go row by row
+    import pandas as pd
+
     out = pd.DataFrame({c: pd.Series([rec.get(c) for rec in records], dtype=object) for c in names})
     for h in HELPERS:
         out[h] = pd.Series(cols[h], dtype="int64" if h in ("row", "prompt_length") else object)

@@ -16,9 +16,8 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from tqdm.auto import tqdm
 
 from riskrl.data.loading import iter_records
@@ -26,6 +25,9 @@ from riskrl.data.schema import DEFAULT_ABILITY, PreparedRow, to_frame, to_python
 from riskrl.data.sources import BadCell, DataError, RawProblem, Source, get_source
 from riskrl.data.templates import TEMPLATES, problem_hash, render, strip_template
 from riskrl.io import write_json, write_parquet
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: `import riskrl.data` in every stage stays light
 
 
 @dataclass
@@ -53,6 +55,8 @@ def problem_hashes(paths: Sequence[str | os.PathLike]) -> dict[str, str]:
         if not Path(p).exists():
             raise DataError(f"decontamination file not found: {p}")
         try:
+            import pandas as pd
+
             df = pd.read_parquet(p)
         except Exception as e:  # not parquet at all
             raise DataError(f"{p}: cannot read as parquet ({type(e).__name__}: {e})") from None

@@ -18,11 +18,13 @@ The evaluator reuses ``PreparedRow`` / ``read_prepared``.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS: tuple[str, ...] = ("data_source", "prompt", "ability", "reward_model", "extra_info")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -84,11 +86,15 @@ def to_python(value: Any) -> Any:
 
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Prepared rows -> DataFrame with exactly ``COLUMNS``."""
+    import pandas as pd
+
     return pd.DataFrame.from_records(rows, columns=list(COLUMNS))
 
 
 def read_prepared(path: str | os.PathLike) -> list[PreparedRow]:
     """Read and check a prepared parquet file; raises ``ValueError`` naming the first bad row."""
+    import pandas as pd
+
     df = pd.read_parquet(path)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:

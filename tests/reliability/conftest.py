@@ -68,12 +68,20 @@ def set_params(repo: Path, **sections) -> None:
 
 @pytest.fixture(scope="session")
 def stage_repo_template(tmp_path_factory) -> Path:
-    """A micro-study repository after download, prepare and sft (no Ray), plus planted earlier outputs
-    of train/evaluate/report that a failing stage must leave byte-identical."""
+    """A micro-study repository after download and prepare (no Ray), a base model, and planted earlier
+    outputs of train/evaluate/report that a failing stage must leave byte-identical.
+
+    The base model is a freshly initialised one of the study's model config, made in this process:
+    the sft stage's subprocess takes about 10 s, and no test here needs a trained policy (the sft
+    stage itself runs in the pipeline tests and in test_dvc_resume.py)."""
+    from riskrl.config import load_params
+    from riskrl.embedded.model import init_model
+
     repo = make_repo(tmp_path_factory.mktemp("rel_repo"), micro_params())
-    for stage in ("download", "prepare", "sft"):
+    for stage in ("download", "prepare"):
         proc = run_stage(repo, f"stages/{stage}.py")
         assert proc.returncode == 0, proc.stderr[-3000:]
+    init_model(load_params(repo / "params.yaml").model, repo / "models/base")
     for rel, text in {
         "runs/grpo/lr0.01_s0/run.json": '{"estimator": "grpo"}\n',
         "runs/grpo/lr0.01_s0/checkpoints/step_2/state.json": "{}\n",

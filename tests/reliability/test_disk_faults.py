@@ -68,6 +68,7 @@ def test_disk_full_is_one_line_naming_enospc(small_outputs):
     assert not (repo / "outputs/.bandit.staging").exists()
 
 
+@pytest.mark.slow  # a remounted tmpfs and a stage subprocess: out of the fast subset
 def test_read_only_output_folder(small_outputs):
     repo = small_outputs
     set_params(repo, bandit__updates=200, bandit__seeds=2)
@@ -80,6 +81,7 @@ def test_read_only_output_folder(small_outputs):
     assert snapshot(repo, ("outputs/bandit",)) == before
 
 
+@pytest.mark.slow  # waits for the stage to start updating before the signal: out of the fast subset
 def test_ctrl_c_exits_130_and_keeps_the_outputs(stage_repo):
     repo = stage_repo
     _plant(repo)

@@ -1,7 +1,7 @@
 """Each fault: the exit code, one line naming the problem, and the earlier outputs byte-identical.
 
-The stages run as subprocesses in a copy of a micro-study repository (download, prepare and sft
-done, earlier train/evaluate/report outputs planted). None of these cases gets as far as Ray.
+The stages run as subprocesses in a copy of a micro-study repository (download and prepare
+done, a base model, earlier train/evaluate/report outputs planted). None of these cases gets as far as Ray.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def test_unroutable_address_fails_within_the_timeout_without_a_warning_flood(sta
     assert "gcs_client" not in proc.stderr and len(proc.stderr.splitlines()) <= 3, proc.stderr[-2000:]
 
 
+@pytest.mark.slow  # the stage imports torch to look for CUDA: seconds each, out of the fast subset
 @pytest.mark.parametrize("stage", ["train", "evaluate"])
 def test_backend_verl_on_a_cpu_machine(stage_repo, stage):
     import torch

@@ -9,20 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from riskrl.report import build_report, results_section, update_readme
+from riskrl.report import results_section, update_readme
 from riskrl.report.__main__ import main
 from riskrl.report.readme import BEGIN, END, cpu_model, current_section, splice
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = "# project\n\nintro\n\n## Results\n\nstatic text\n\n"
 TAIL = "\nafter the results\n\n## Benchmarks\n"
-
-
-@pytest.fixture(scope="module")
-def report(fixture_runs, tmp_path_factory):
-    return build_report(
-        [fixture_runs["grid"]], fixture_runs["base"], tmp_path_factory.mktemp("rep"), n_boot=100
-    )
 
 
 def readme(tmp_path: Path, inside: str = "old numbers\n") -> Path:

@@ -12,16 +12,10 @@ import pytest
 from matplotlib.image import imread
 from report_fixtures import BENCHMARKS, LRS, SEEDS, VARIANTS
 
-from riskrl.report import build_report, publish_prefect_artifact, read_training_log
+from riskrl.report import publish_prefect_artifact, read_training_log
 from riskrl.report.__main__ import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def report(fixture_runs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
-    return build_report([fixture_runs["grid"]], fixture_runs["base"], out, n_boot=100)
 
 
 def independent_passk(samples: pd.DataFrame, bench: str, k: int) -> float:

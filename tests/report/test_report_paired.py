@@ -14,13 +14,6 @@ from riskrl.report.paired import BUCKETS, PAIRED_COLUMNS
 from riskrl.report.runs import group_runs, load_run
 
 
-@pytest.fixture(scope="module")
-def report(fixture_runs, tmp_path_factory):
-    return build_report(
-        [fixture_runs["grid"]], fixture_runs["base"], tmp_path_factory.mktemp("rep"), n_boot=200
-    )
-
-
 def per_problem_passk(samples: pd.DataFrame, k: int) -> pd.Series:
     """Unbiased pass@k per (benchmark, problem_id) with exact integer binomials."""
     g = samples.groupby(["benchmark", "problem_id"])["score"].agg(["size", "sum"])
