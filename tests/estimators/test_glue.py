@@ -148,3 +148,18 @@ def test_maj_at_k_exact_when_the_subsets_fit_and_for_one_problem():
         maj_at_k(ids, correct[:, :5], 2)
     with pytest.raises(ValueError, match=r"^maj_at_k: ids and correct must both be \(P, n\)"):
         maj_at_k(ids[0], correct[0], 2)
+
+
+def test_lazy_names_resolve_to_their_modules_and_unknown_names_fail():
+    """The package's torch-backed and registry names load on first use, from the right module."""
+    import importlib
+
+    import riskrl.estimators as est
+
+    for name, module in est._LAZY.items():
+        assert getattr(est, name) is getattr(importlib.import_module(module), name)
+    for name in est._REGISTRY_NAMES:
+        assert getattr(est, name) is getattr(registry, name)
+    assert set(est._LAZY) | set(est._REGISTRY_NAMES) <= set(est.__all__)
+    with pytest.raises(AttributeError, match=r"^module 'riskrl.estimators' has no attribute 'nope'$"):
+        est.__getattr__("nope")

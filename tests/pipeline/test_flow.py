@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -92,67 +91,61 @@ def exp_names(repo: Path) -> set[str]:
     return names(json.loads(run([str(BIN / "dvc"), "exp", "show", "--json"], repo).stdout))
 
 
-def test_flow_run_is_an_experiment_and_leaves_the_workspace_as_it_was(micro_repo, prefect_harness):
+def test_overlapping_runs_are_two_correct_experiments_and_leave_the_workspace_as_it_was(micro_repo, prefect_harness):
+    """Two flow runs at once against one Prefect API, one in this process and one as a second
+    process, with two values of the same variant option: both complete; each is a named experiment
+    whose dvc.lock and trained runs (run.json) agree with its own override; only that variant's
+    stages and the report reran (the shared cache restored the rest); each published its artifact;
+    the repository's workspace, git status and worktrees are as they were."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL
 
     from flows.study import study
 
     before = snapshot(micro_repo)
     status = run(["git", "status", "--porcelain"], micro_repo).stdout
     worktrees = run(["git", "worktree", "list"], micro_repo).stdout
-    # one variant's option: only train@/evaluate@riskpo_track and the report rerun (a few minutes
-    # on 2 cores; train.steps, which retrains every variant, is the overlapping test's business below)
-    result = study(overrides=["train.variants.riskpo_track.lr_q=0.2"], repo=str(micro_repo), experiment="flow-lrq")
+    e = {**env(), "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
+    other = subprocess.Popen([sys.executable, str(ROOT / "flows" / "study.py"), "--repo", str(micro_repo),
+                              "--set", "train.variants.rs_grpo_b2.beta=4", "--name", "overlap-b4"],
+                             cwd=micro_repo, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        result = study(overrides=["train.variants.rs_grpo_b2.beta=3"], repo=str(micro_repo), experiment="overlap-b3")
+        out, _ = other.communicate(timeout=1800)
+    finally:
+        if other.poll() is None:
+            other.kill()
+    assert other.returncode == 0, out[-5000:]
     assert snapshot(micro_repo) == before
     assert run(["git", "status", "--porcelain"], micro_repo).stdout == status
-    assert run(["git", "worktree", "list"], micro_repo).stdout == worktrees  # its worktree removed
-    # the shared cache restored the stages the override does not reach; the trained ones reran
+    assert run(["git", "worktree", "list"], micro_repo).stdout == worktrees  # both worktrees removed
+    # the shared cache restored the stages the override does not reach; the changed variant's reran
     assert result["stages"]["sft"] in ("restored", "skipped") and result["stages"]["prepare"] in ("restored", "skipped")
-    assert result["stages"]["train@riskpo_track"] == "ran" and result["stages"]["report"] == "ran"
+    assert result["stages"]["train@rs_grpo_b2"] == "ran" and result["stages"]["report"] == "ran"
     assert result["stages"]["train@grpo"] == "skipped"  # the baseline's run, checked out, not retrained
-    # a named experiment of the repository, with the override and what it trained
-    assert "flow-lrq" in exp_names(micro_repo)
-    assert exp_params(micro_repo, "flow-lrq")["train"]["variants"]["riskpo_track"]["lr_q"] == 0.2
-    assert trained_option(micro_repo, "flow-lrq", "riskpo_track", "lr_q") == 0.2
-    diff = json.loads(run([str(BIN / "dvc"), "params", "diff", "HEAD", "flow-lrq", "--json"], micro_repo).stdout)
-    change = diff["params.yaml"]["train.variants.riskpo_track.lr_q"]  # DVC versions differ on a "diff" key
-    assert (change["old"], change["new"]) == (0.1, 0.2)
-
-    async def artifacts():
-        async with get_client() as client:
-            return await client.read_latest_artifacts()
-
-    md = {a.key: a for a in asyncio.run(artifacts())}["riskrl-passk"].data
-    assert [ln for ln in md.splitlines() if ln.startswith("# ")] == ["# riskrl study: experiment `flow-lrq`"]
-    assert "Overrides: `train.variants.riskpo_track.lr_q=0.2`" in md and "| riskpo_track/lr0.01.multiply_test |" in md
-    assert "Change against `master`" in md or "Change against `main`" in md
-    report = md.split("Full report: `")[1].split("`")[0]
-    assert Path(report).is_file() and Path(report).read_text().startswith("#")
-
-
-def test_two_overlapping_runs_give_two_correct_experiments(micro_repo, prefect_harness):
-    """Two flow runs at once, as two processes against one Prefect API, with different values of
-    one variant's option: both complete, and each experiment's dvc.lock and the runs it trained
-    (their run.json) agree with its own override."""
-    from prefect.settings import PREFECT_API_URL
-
-    before = snapshot(micro_repo)
-    e = {**env(), "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
-
-    def flow_run(beta: int) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "flows" / "study.py"), "--repo", str(micro_repo),
-                               "--set", f"train.variants.rs_grpo_b2.beta={beta}", "--name", f"overlap-b{beta}"],
-                              cwd=micro_repo, env=e, capture_output=True, text=True, timeout=1800)
-
-    with ThreadPoolExecutor(2) as pool:
-        procs = list(pool.map(flow_run, (3, 4)))
-    for p in procs:
-        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert snapshot(micro_repo) == before
+    # two named experiments of the repository, each with its override and what it trained
+    assert {"overlap-b3", "overlap-b4"} <= exp_names(micro_repo)
     for beta in (3, 4):
         assert exp_params(micro_repo, f"overlap-b{beta}")["train"]["variants"]["rs_grpo_b2"]["beta"] == beta
         assert trained_option(micro_repo, f"overlap-b{beta}", "rs_grpo_b2", "beta") == beta
         assert set(trained_steps(micro_repo, f"overlap-b{beta}").values()) == {3}  # the baseline's steps
+    diff = json.loads(run([str(BIN / "dvc"), "params", "diff", "HEAD", "overlap-b3", "--json"], micro_repo).stdout)
+    change = diff["params.yaml"]["train.variants.rs_grpo_b2.beta"]  # DVC versions differ on a "diff" key
+    assert (change["old"], change["new"]) == (2, 3)
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["riskrl-passk"])))
+
+    versions = {md.splitlines()[0]: md for md in (a.data for a in asyncio.run(artifacts()))}
+    assert set(versions) == {"# riskrl study: experiment `overlap-b3`", "# riskrl study: experiment `overlap-b4`"}
+    md = versions["# riskrl study: experiment `overlap-b3`"]
+    assert [ln for ln in md.splitlines() if ln.startswith("# ")] == ["# riskrl study: experiment `overlap-b3`"]
+    assert "Overrides: `train.variants.rs_grpo_b2.beta=3`" in md and "| rs_grpo_b2/lr0.01.multiply_test |" in md
+    assert "Change against `master`" in md or "Change against `main`" in md
+    report = md.split("Full report: `")[1].split("`")[0]
+    assert Path(report).is_file() and Path(report).read_text().startswith("#")
 
 
 def test_bad_override_is_refused_in_one_line_before_anything_runs(micro_repo, prefect_harness):

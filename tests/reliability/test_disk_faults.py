@@ -88,7 +88,9 @@ def test_ctrl_c_exits_130_and_keeps_the_outputs(stage_repo):
     set_params(repo, bandit__updates=3_000_000, bandit__seeds=5)  # a minute or more of updates
     before = snapshot(repo, ("outputs",))
     e = env(PYTHONPATH=str(repo))
-    proc = subprocess.Popen([sys.executable, "stages/bandit.py"], cwd=repo, env=e, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default in the child: a runner started in the background (`cmd &`) passes it on ignored
+    proc = subprocess.Popen([sys.executable, "stages/bandit.py"], cwd=repo, env=e, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     staging = repo / "outputs/.bandit.staging"
     deadline = time.monotonic() + 300
     while not staging.exists() and proc.poll() is None and time.monotonic() < deadline:
