@@ -186,15 +186,20 @@ def run_evaluation(
     if not benchmark_parquets:
         raise ValueError("run_evaluation: no benchmarks given")
     score_fn = score_fn or _default_score_fn()
-    tables = []
+    frames = {}
     for name, path in benchmark_parquets.items():
         df = load_benchmark(path, name=name)
-        if max_problems is not None:
-            df = df.iloc[:max_problems]
-        prompts = [p.tolist() if isinstance(p, np.ndarray) else p for p in df["prompt"]]
-        outputs = sampler.sample(
-            prompts, n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
-        )
+        frames[name] = df.iloc[:max_problems] if max_problems is not None else df
+    prompts_of = {name: [p.tolist() if isinstance(p, np.ndarray) else p for p in df["prompt"]]
+                  for name, df in frames.items()}
+    kw = dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    if hasattr(sampler, "sample_benchmarks"):  # every benchmark in one pass: one engine start per GPU, not per benchmark
+        outputs_of = dict(zip(prompts_of, sampler.sample_benchmarks(list(prompts_of.values()), **kw), strict=True))
+    else:
+        outputs_of = {name: sampler.sample(prompts, **kw) for name, prompts in prompts_of.items()}
+    tables = []
+    for name, df in frames.items():
+        prompts, outputs = prompts_of[name], outputs_of[name]
         if len(outputs) != len(prompts) or any(len(o) != n for o in outputs):
             got = sorted({len(o) for o in outputs})
             raise RuntimeError(
@@ -298,7 +303,8 @@ class VLLMSampler:
     engine, each ``LLM(model, tensor_parallel_size=...)`` on ``tensor_parallel_size`` GPUs running
     ``generate(prompts, SamplingParams(n, temperature, top_p, max_tokens, seed))``. Problem ``i``
     is sampled with seed ``problem_seed(seed, i)``, so the samples do not depend on how many
-    engines there are. ``engines`` defaults to the cluster's GPUs // ``tensor_parallel_size``
+    engines there are. ``sample_benchmarks`` samples several benchmarks in one pass (one engine
+    per GPU group for all of them, problem ``i`` of each benchmark still seeded by its own index). ``engines`` defaults to the cluster's GPUs // ``tensor_parallel_size``
     (at most one per prompt); Ray is started locally if not running.
 
     Needs the ``gpu`` extra and a Ray cluster with enough GPUs; both are checked before
@@ -349,20 +355,39 @@ class VLLMSampler:
         max_tokens: int,
         seed: int,
     ) -> list[list[Completion]]:
+        return self.sample_benchmarks([prompts], n=n, temperature=temperature, top_p=top_p,
+                                      max_tokens=max_tokens, seed=seed)[0]
+
+    def sample_benchmarks(
+        self,
+        benchmarks: Sequence[Sequence[Prompt]],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        seed: int,
+    ) -> list[list[list[Completion]]]:
+        """``sample`` for several prompt lists at once: their concatenation is sharded over the
+        engines (an engine starts once for all of them, where a vLLM start is a model load), and
+        problem ``i`` of each list is seeded with ``problem_seed(seed, i)``, as ``sample`` seeds it."""
         _require_vllm()
         import ray
 
         if not ray.is_initialized():
             ray.init(address=self.ray_address, include_dashboard=False)
         gpus = _require_gpu_cluster(self.tensor_parallel_size)
-        prompts = list(prompts)
-        if not prompts:
-            return []
-        sampling = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}
-        seeds = [problem_seed(seed, i) for i in range(len(prompts))]
-        task = ray.remote(num_gpus=self.tensor_parallel_size)(_vllm_generate)
-        refs = [
-            task.remote(self.model, prompts[a:b], sampling, self.llm_kwargs, seeds[a:b])
-            for a, b in shard_bounds(len(prompts), self.num_engines(len(prompts), gpus))
-        ]
-        return [out for shard in ray.get(refs) for out in shard]
+        groups = [list(g) for g in benchmarks]
+        prompts = [p for g in groups for p in g]
+        seeds = [problem_seed(seed, i) for g in groups for i in range(len(g))]
+        outputs: list[list[Completion]] = []
+        if prompts:
+            sampling = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}
+            task = ray.remote(num_gpus=self.tensor_parallel_size)(_vllm_generate)
+            refs = [
+                task.remote(self.model, prompts[a:b], sampling, self.llm_kwargs, seeds[a:b])
+                for a, b in shard_bounds(len(prompts), self.num_engines(len(prompts), gpus))
+            ]
+            outputs = [out for shard in ray.get(refs) for out in shard]
+        ends = np.cumsum([0] + [len(g) for g in groups])
+        return [outputs[a:b] for a, b in zip(ends[:-1], ends[1:], strict=True)]
