@@ -58,7 +58,7 @@ def test_riskpo_defaults_to_std_normalisation_and_logs_the_batch_fallback(caplog
     assert not torch.equal(default, riskpo_advantage(scores, uids, norm_adv_by_std_in_grpo=False, bundle_size=3))
     with caplog.at_level(logging.INFO, logger="riskrl.riskpo"):
         riskpo_advantage(scores, uids, bundle_size=3, use_q_track_mode="track")
-    assert "riskpo: use_q_track_mode=track but the tracker is not initialised yet: batch quantiles" in caplog.text
+    assert caplog.messages == ["riskpo: use_q_track_mode=track but the tracker is not initialised yet: batch quantiles"]
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="riskrl.riskpo"):
         riskpo_advantage(scores, uids, bundle_size=3, use_q_track_mode="batch")
@@ -163,3 +163,44 @@ def test_lazy_names_resolve_to_their_modules_and_unknown_names_fail():
     assert set(est._LAZY) | set(est._REGISTRY_NAMES) <= set(est.__all__)
     with pytest.raises(AttributeError, match=r"^module 'riskrl.estimators' has no attribute 'nope'$"):
         est.__getattr__("nope")
+
+
+def test_a_different_lr_q_with_a_given_tracker_is_named_once(caplog):
+    from riskrl.estimators import QuantileTracker
+
+    scores, uids = torch.tensor([0.0, 1.0, 1.0, 0.0]), np.array([0, 0, 1, 1])
+    for kwargs, logged in (({"lr_q": 0.2}, ["riskpo: lr_q=0.2 ignored, the given tracker has lr_q=0.1"]),
+                           ({"lr_q": 0.1}, []), ({}, [])):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="riskrl.riskpo"):
+            riskpo_advantage(scores, uids, QuantileTracker(lr_q=0.1), bundle_size=2, **kwargs)
+        assert caplog.messages == logged, kwargs
+
+
+def test_several_bad_options_are_all_named_in_one_line():
+    from riskrl.estimators import parse_riskpo
+
+    with pytest.raises(ValueError) as err:
+        parse_riskpo(bundle_size=0, bundel=3, quantile_down=2.0)
+    parts = str(err.value).split("; ")
+    assert len(parts) == 3 and "\n" not in str(err.value)
+    assert parts == ["riskpo.quantile_down=2.0: Input should be less than 1",  # in the options' field order
+                     "riskpo.bundle_size=0: Input should be greater than or equal to 1", "unknown key riskpo.bundel"]
+
+
+def test_internal_defaults_are_the_documented_ones():
+    """Defaults of functions the estimators call without the argument (their callers pass it today)."""
+    from riskrl.estimators import QuantileTracker, parse_riskpo
+    from riskrl.estimators._groups import response_groups
+    from riskrl.estimators.riskpo import riskpo_from_groups
+
+    scores, uids = torch.tensor([0.0, 1.0, 1.0, 0.0, 0.5, 0.2, 0.9, 0.1]), np.repeat(np.arange(4), 2)
+    opts = parse_riskpo(bundle_size=2)
+    assert torch.equal(riskpo_from_groups(scores, response_groups(scores, uids), opts),
+                       riskpo_from_groups(scores, response_groups(scores, uids), opts, None, True))
+    tracker = QuantileTracker()
+    tracker.update(torch.linspace(0, 3, 40, dtype=torch.float64))
+    assert tracker.baselines(0.2, 0.8) == tracker.baselines(0.2, 0.8, True) != tracker.baselines(0.2, 0.8, False)
+    metrics = tracker.metrics()
+    assert metrics == tracker.metrics("riskpo/") and metrics["riskpo/tracker_updates"] == 1.0
+    assert all(k.startswith("riskpo/") for k in metrics) and "riskpo/q_0.50" in metrics

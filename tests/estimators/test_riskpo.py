@@ -287,3 +287,63 @@ def test_registry_passes_lr_q_to_the_process_tracker(lr_q):
 
     assert get_process_tracker().lr_q == lr_q
     np.testing.assert_allclose(get_process_tracker().q.numpy(), [float(v) for v in ref_tracker.q], atol=1e-6)
+
+
+def _expected_last(scores, uids, opts, adv, a_b, b_b, a, b, mode_used):
+    """Every figure RiskPO logs, recomputed by loops from the batch and the advantages."""
+    from tests.estimators.reference import is_pad, prompts_in_order
+
+    order, members = prompts_in_order(list(uids))
+    K = opts["bundle_size"]
+    bundles = [order[k: k + K] for k in range(0, len(order), K)]
+    papers, in_paper, flips = [], 0, 0
+    for bun in bundles:
+        M = min(len(members[u]) for u in bun)
+        papers += [sum(float(scores[members[u][m]]) for u in bun) for m in range(M)]
+        in_paper += M * len(bun)
+        mean = {u: sum(float(scores[j]) for j in members[u]) / len(members[u]) for u in bun}
+        for m in range(M):
+            d = [float(scores[members[u][m]]) - mean[u] for u in bun]
+            if abs(sum(d)) > 1e-6:
+                flips += sum(di / sum(d) < 0 and adv[members[u][m]] != 0 for di, u in zip(d, bun, strict=True))
+    valid = [i for i, u in enumerate(uids) if not is_pad(u)]
+    return {
+        "mode": float(["batch", "track", "mix"].index(mode_used)), "tracked_quantiles_used": float(mode_used != "batch"),
+        "a": a, "b": b, "batch_a_mean": a_b, "batch_b_mean": b_b, "num_bundles": float(len(bundles)),
+        "papers_per_bundle_min": float(min(min(len(members[u]) for u in bun) for bun in bundles)),
+        "paper_score_mean": sum(papers) / len(papers), "responses_without_paper": float(len(valid) - in_paper),
+        "adv_mean": sum(adv) / len(valid), "adv_abs_max": max(abs(x) for x in adv),
+        "adv_pos_frac": sum(x > 0 for x in adv) / len(valid),
+        "sum_mean_sign_flip_frac": flips / in_paper,
+    }
+
+
+def test_every_logged_figure_against_loops():
+    """tracker.last after a batch step (tracker not yet initialised) and a track step: unequal
+    groups (a response beyond its bundle's M has no paper), a V1 pad row, sum-mean credit whose
+    weights flip a sign; each figure against its loop definition."""
+    import statistics
+
+    from riskrl.estimators.tracker import MODE_CODES
+
+    assert MODE_CODES == {"batch": 0, "track": 1, "mix": 2}
+    scores = torch.tensor([0.7, 0.5, 0.0, 1.0, 1.0, 0.2, 1.0, 0.0, 0.3], dtype=torch.float64)
+    uids = np.array(["p", "q", "p", "q", "r", "r", "p", "pad_0", "r"], dtype=object)
+    opts = options("track", "sum-mean", "mvar", True, False, True, bundle_size=2, q=(0.3, 0.7))
+    tracker, ref_tracker = QuantileTracker(lr_q=0.1), RefTracker(0.1)
+    for step, mode_used in enumerate(("batch", "track")):
+        s = scores if step == 0 else 1.0 - scores
+        tracked = (ref_tracker.nearest(0.3), ref_tracker.nearest(0.7)) if step else None  # before this step
+        adv = riskpo_advantage(s, uids, tracker, **opts).tolist()
+        np.testing.assert_allclose(adv, ref_riskpo(s.tolist(), list(uids), opts, ref_tracker), atol=1e-9)
+        bundle_papers = [[s[0] + s[1], s[2] + s[3]], [s[4], s[5], s[8]]]
+        qa = [float(torch.quantile(torch.tensor(ps), 0.3)) for ps in bundle_papers]
+        qb = [float(torch.quantile(torch.tensor(ps), 0.7)) for ps in bundle_papers]
+        a_b, b_b = statistics.mean(qa), statistics.mean(qb)
+        a, b = (a_b, b_b) if mode_used == "batch" else tracked
+        want = _expected_last(s.tolist(), uids, opts, adv, a_b, b_b, a, b, mode_used)
+        assert tracker.last.keys() == want.keys() | {"sum_mean_max_abs_weight"}
+        for key, value in want.items():
+            assert tracker.last[key] == pytest.approx(value, abs=1e-12), (step, key)
+        assert tracker.last_mode == mode_used
+    assert want["responses_without_paper"] == 1.0 and want["sum_mean_sign_flip_frac"] > 0

@@ -18,6 +18,7 @@ from riskrl.evaluation.passk import (
     k_values,
     maj_at_k,
     maj_at_k_reference,
+    percentile_ci,
 )
 
 
@@ -162,3 +163,41 @@ def test_bootstrap_ci_covers_the_truth_at_about_the_nominal_rate():
         covered += (lo <= truth) & (truth <= hi)
     coverage = covered / 200
     assert np.all((coverage >= 0.88) & (coverage <= 0.99)), coverage
+
+
+def test_float_counts_of_any_width_are_checked_and_errors_show_three_values():
+    for dtype in (np.float32, np.float64):
+        assert pass_at_k(np.array([5.0], dtype=dtype), np.array([2.0], dtype=dtype), 2)[0] == pass_at_k(5, 2, 2)
+        with pytest.raises(ValueError, match=r"^pass_at_k: n must hold whole numbers; got \[1\.5, 2\.5, 3\.5\]$"):
+            pass_at_k(np.array([1.5, 2.5, 3.5, 4.5], dtype=dtype), 1, 1)
+    with pytest.raises(ValueError, match=r"^pass_at_k: shapes of n \(2,\), c \(2,\) and k \(3,\) do not broadcast$"):
+        pass_at_k(np.array([4, 4]), np.array([1, 1]), np.array([1, 2, 3]))
+
+
+def test_unparsed_answers_are_minus_one_and_whitespace_is_no_vote():
+    preds = np.array([["7", None, "", "  "], ["", None, " ", ""]], dtype=object)
+    ids, width = encode_answers(preds)
+    assert ids.dtype == np.int64 and ids.tolist() == [[0, -1, -1, -1], [-1, -1, -1, -1]] and width == 1
+    assert encode_answers(np.array([[None, ""]], dtype=object))[1] == 0
+    scores = [1.0, 0.0, 0.0, 0.0]
+    for k in (1, 2, 4):  # a whitespace-only answer casts no vote in the loop reference either
+        assert maj_at_k_reference(["7", "", "  ", "  "], scores, k) == maj_at_k(ids[:1], np.array([scores]), k)[0]
+
+
+def test_default_budgets_and_seeds():
+    rng = np.random.default_rng(5)
+    preds, scores = random_problems(rng, 3, 12)
+    ids, _ = encode_answers(preds)
+    got = maj_at_k(ids, scores, 6)  # C(12, 6) = 924 > 256: estimated, with seed 0
+    np.testing.assert_array_equal(got, maj_at_k(ids, scores, 6, num_subsamples=256, seed=0))
+    assert not np.array_equal(got, maj_at_k(ids, scores, 6, num_subsamples=256, seed=1))
+    preds, scores = random_problems(rng, 2, 257)
+    ids, _ = encode_answers(preds)
+    exact = scores.mean(1)  # maj@1 is the mean correctness; C(257, 1) = 257 > 256 subsets: estimated
+    assert not np.allclose(maj_at_k(ids, scores, 1), exact)
+    np.testing.assert_allclose(maj_at_k(ids, scores, 1, num_subsamples=257), exact)
+    values = rng.random((20, 2))
+    np.testing.assert_array_equal(bootstrap_means(values, n_boot=30), bootstrap_means(values, n_boot=30, seed=0))
+    dist = bootstrap_means(values)
+    for got, want in zip(percentile_ci(dist), np.quantile(dist, [0.025, 0.975], axis=0), strict=True):
+        np.testing.assert_array_equal(got, want)
