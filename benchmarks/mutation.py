@@ -73,7 +73,10 @@ def main() -> None:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     scratch_copy(work, args.only)
-    env = {**os.environ, "PYTHONPATH": str(work), "PYTHONWARNINGS": "ignore", "VERL_USE_EXTERNAL_PLUGINS": "none"}
+    # one intra-op thread: mutmut forks each mutant from a process whose OpenMP pool is running, and
+    # a forked child that touches that pool can wait forever (no CPU time, so no mutmut timeout)
+    env = {**os.environ, "PYTHONPATH": str(work), "PYTHONWARNINGS": "ignore", "VERL_USE_EXTERNAL_PLUGINS": "none",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     print(f"mutmut in {work}", flush=True)
     run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.workers)],
                          cwd=work, env=env)
