@@ -304,8 +304,9 @@ class VLLMSampler:
     ``generate(prompts, SamplingParams(n, temperature, top_p, max_tokens, seed))``. Problem ``i``
     is sampled with seed ``problem_seed(seed, i)``, so the samples do not depend on how many
     engines there are. ``sample_benchmarks`` samples several benchmarks in one pass (one engine
-    per GPU group for all of them, problem ``i`` of each benchmark still seeded by its own index). ``engines`` defaults to the cluster's GPUs // ``tensor_parallel_size``
-    (at most one per prompt); Ray is started locally if not running.
+    per GPU group for all of them, problem ``i`` of each benchmark still seeded by its own index).
+    ``engines`` defaults to the cluster's GPUs // ``tensor_parallel_size`` (at most one per
+    prompt); Ray is started locally if not running.
 
     Needs the ``gpu`` extra and a Ray cluster with enough GPUs; both are checked before
     submitting, each with a one-line ``RuntimeError``.
