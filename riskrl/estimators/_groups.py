@@ -83,7 +83,7 @@ def _first_appearance_codes(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank[inv.reshape(-1)].astype(np.int64, copy=False), uniq[order]
 
 
-def factorize(index, device: torch.device | str = "cpu", response_mask: torch.Tensor | None = None) -> Groups:
+def factorize(index, *, device: torch.device | str, response_mask: torch.Tensor | None = None) -> Groups:
     """Number the prompts of ``index`` by first appearance and rank responses inside each.
 
     Args:

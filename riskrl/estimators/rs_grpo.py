@@ -38,6 +38,8 @@ def rs_grpo_from_groups(scores: torch.Tensor, groups: Groups, beta: float) -> to
         raise ValueError(f"rs_grpo.beta must be finite, got {beta}")
     r = scores.to(_work_dtype(scores))
     num_groups = groups.num_groups
+    if num_groups == 0:  # an empty or all-pad batch
+        return torch.zeros_like(r)
     valid = groups.valid
     g = groups.group.clamp(min=0)
     if groups.has_pad:

@@ -117,9 +117,8 @@ def answer_diversity(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     counts = _count_votes(ids[:, None, :], max(width, 1))[:, 0, :]  # (P, A)
     distinct = (counts > 0).sum(-1).astype(np.float64)
     total = counts.sum(-1, keepdims=True)
-    prob = np.divide(counts, total, out=np.zeros(counts.shape), where=total > 0)
-    logp = np.log2(prob, out=np.zeros(prob.shape), where=prob > 0)
-    return distinct, -(prob * logp).sum(-1)
+    prob = counts / np.maximum(total, 1)  # a problem with no parsed answer: all counts are 0
+    return distinct, -(prob * np.log2(np.where(prob > 0, prob, 1.0))).sum(-1)
 
 
 def _count_votes(sub_ids: np.ndarray, width: int) -> np.ndarray:
@@ -137,7 +136,7 @@ def _answer_correctness(ids: np.ndarray, correct: np.ndarray, width: int) -> np.
     valid = ids >= 0
     flat = (np.arange(P)[:, None] * width + ids)[valid]
     hits = np.bincount(flat, weights=correct[valid], minlength=P * width).reshape(P, width)
-    return np.divide(hits, counts, out=np.zeros(hits.shape), where=counts > 0)
+    return hits / np.maximum(counts, 1)  # an answer nobody gave: 0 hits of 0
 
 
 def maj_at_k(
@@ -195,7 +194,7 @@ def maj_at_k(
         winners = (votes == top) & (top > 0)
         n_win = winners.sum(-1)
         val = (winners * ans_correct[lo:hi, None, :]).sum(-1)
-        val = np.divide(val, n_win, out=np.zeros(val.shape), where=n_win > 0)  # (p, S)
+        val = val / np.maximum(n_win, 1)  # (p, S); a subset without a parsed answer: 0
         out[lo:hi] = val.mean(-1)
     return out
 

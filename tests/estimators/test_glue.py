@@ -204,3 +204,51 @@ def test_internal_defaults_are_the_documented_ones():
     metrics = tracker.metrics()
     assert metrics == tracker.metrics("riskpo/") and metrics["riskpo/tracker_updates"] == 1.0
     assert all(k.startswith("riskpo/") for k in metrics) and "riskpo/q_0.50" in metrics
+
+
+@pytest.mark.parametrize("index", [np.array([], dtype=object), np.array([], dtype=np.int64),
+                                   np.array(["pad_0", "pad_1"], dtype=object), np.array(["pad_0", "pad_1"])])
+def test_an_empty_or_all_pad_batch_has_no_prompts(index):
+    from riskrl.estimators import passk_advantage, pkpo_advantage, rs_grpo_advantage
+    from riskrl.estimators._groups import factorize
+
+    groups = factorize(index, device="cpu")
+    assert groups.num_groups == 0 and groups.counts.tolist() == [] and groups.group.tolist() == [-1] * len(index)
+    assert groups.has_pad == (len(index) > 0)
+    scores = torch.ones(len(index))
+    for adv in (rs_grpo_advantage(scores, index, 2.0), passk_advantage(scores, index, 4), pkpo_advantage(scores, index, 4),
+                rs_grpo_advantage(scores, index, 0.0), riskpo_advantage(scores, index, None, bundle_size=2)):
+        assert adv.tolist() == [0.0] * len(index)
+
+
+@pytest.mark.parametrize("dtype", [object, None])  # verl's uid ndarray is object; a str array is '<U'
+def test_pad_rows_are_found_in_object_and_str_arrays(dtype):
+    from riskrl.estimators._groups import factorize
+
+    groups = factorize(np.array(["b", "pad_0", "a", "b"], dtype=dtype), device="cpu")
+    assert groups.group.tolist() == [0, -1, 1, 0] and groups.counts.tolist() == [2, 1] and groups.has_pad
+    ints = factorize(np.array([7, 3, 7]), device="cpu")  # ints are never padding
+    assert ints.group.tolist() == [0, 1, 0] and not ints.has_pad
+
+
+def test_a_fresh_tracker_and_its_state():
+    from riskrl.estimators import LEVELS, QuantileTracker
+
+    tracker = QuantileTracker()
+    assert tracker.lr_q == 0.1 and tracker.last == {} and tracker.last_mode is None
+    state = tracker.state_dict()
+    assert state["initialized"] is False and state["updates"] == 0 and state["lr_q"] == 0.1
+    assert state["q"].dtype == state["levels"].dtype == torch.float32
+    assert torch.equal(state["q"], torch.zeros(len(LEVELS))) and state["levels"].tolist() == pytest.approx(LEVELS)
+    for bad in (0, 0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"^lr_q must be > 0, got "):
+            QuantileTracker(lr_q=bad)
+
+
+def test_options_from_a_dictconfig_resolve_interpolations():
+    from omegaconf import OmegaConf
+
+    from riskrl.estimators import parse_pkpo, parse_riskpo
+
+    cfg = OmegaConf.create({"k": 8, "pkpo": {"k": "${k}", "baseline": "mean"}, "riskpo": {"bundle_size": "${..k}"}})
+    assert parse_pkpo(cfg.pkpo).k == 8 and parse_riskpo(cfg.riskpo).bundle_size == 8

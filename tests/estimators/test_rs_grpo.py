@@ -12,7 +12,7 @@ from tests.estimators.reference import ref_rs_grpo
 
 
 @pytest.mark.parametrize("binary", [True, False])
-@pytest.mark.parametrize("beta", [0.0, 0.5, 2.0, 8.0, -2.0, 50.0])
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 2.0, 8.0, -2.0, 50.0])
 @pytest.mark.parametrize("seed", range(3))
 def test_matches_loop_reference(seed, beta, binary):
     scores, uids = make_batch(seed, num_prompts=9, unequal=True, binary=binary, shuffle_rows=seed == 2, pad_rows=seed)
@@ -20,6 +20,12 @@ def test_matches_loop_reference(seed, beta, binary):
     ref = ref_rs_grpo(scores.tolist(), list(uids), beta)
     assert got.dtype == torch.float32
     np.testing.assert_allclose(got.double().numpy(), ref, atol=1e-6, rtol=1e-6)
+
+
+def test_default_beta_is_2():
+    scores, uids = make_batch(4, num_prompts=5, binary=False)
+    assert torch.equal(rs_grpo_advantage(scores, uids), rs_grpo_advantage(scores, uids, 2.0))
+    assert not torch.equal(rs_grpo_advantage(scores, uids), rs_grpo_advantage(scores, uids, 3.0))
 
 
 def test_beta_zero_is_exactly_r_minus_mean():

@@ -132,10 +132,14 @@ def test_maj_at_n_is_plain_majority_and_ties_split():
 
 
 def test_answer_diversity():
-    preds = np.array([["a", "a", "b", "c"], ["a", "a", "a", "a"], ["", "", "", ""], ["a", " a", "", "b"]])
+    preds = np.array([["a", "a", "b", "c"], ["a", "a", "a", "a"], ["", "", "", ""], ["a", " a", "", "b"],
+                      ["", "b", "", ""]])
     distinct, entropy = answer_diversity(encode_answers(preds)[0])
-    np.testing.assert_allclose(distinct, [3, 1, 0, 2])
-    np.testing.assert_allclose(entropy, [1.5, 0.0, 0.0, -(2 / 3 * np.log2(2 / 3) + 1 / 3 * np.log2(1 / 3))])
+    np.testing.assert_allclose(distinct, [3, 1, 0, 2, 1])
+    np.testing.assert_allclose(entropy, [1.5, 0.0, 0.0, -(2 / 3 * np.log2(2 / 3) + 1 / 3 * np.log2(1 / 3)), 0.0])
+    assert np.isfinite(entropy).all() and distinct.dtype == entropy.dtype == np.float64
+    none = answer_diversity(np.zeros((0, 4), dtype=np.int64))
+    assert none[0].shape == none[1].shape == (0,)
 
 
 def test_bootstrap_means_matches_loop():
