@@ -21,12 +21,16 @@ when the machine is busy: a full run takes hours on 2 loaded cores.
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -70,10 +74,6 @@ def scratch_copy(dest: Path, only: list[str]) -> None:
 def survivor_diffs(work: Path, names: list[str]) -> dict[str, str]:
     """The changed lines of each mutant ("-old" / "+new"), read from mutmut's generated files
     (every mutant is a copy of its function named ``<function>__mutmut_<i>`` next to ``..._orig``)."""
-    import ast
-    import difflib
-    import re
-
     sources: dict[Path, dict[str, str]] = {}
     diffs = {}
     for name in names:
@@ -100,8 +100,6 @@ def survivor_diffs(work: Path, names: list[str]) -> dict[str, str]:
 
 def classify(name: str, diff: str, rules: list[dict]) -> tuple[str, str]:
     """(verdict, why) of the first rule of benchmarks/mutation_survivors.yaml that matches."""
-    import re
-
     func = name.rsplit(".", 1)[1]
     for rule in rules:
         if re.search(rule["function"], func) and re.search(rule["diff"], diff):
@@ -127,9 +125,7 @@ def report(work: Path, markdown: Path | None) -> None:
     rules = yaml.safe_load((ROOT / "benchmarks" / "mutation_survivors.yaml").read_text())
     diffs = survivor_diffs(work, survivors)
     rows = [(name, diffs[name], *classify(name, diffs[name], rules)) for name in survivors]
-    verdicts: dict[str, int] = {}
-    for row in rows:
-        verdicts[row[2]] = verdicts.get(row[2], 0) + 1
+    verdicts = Counter(row[2] for row in rows)
     for name, diff, verdict, why in rows:
         print(f"--- survived: {name} [{verdict}]\n{diff}\n    {why}\n")
     non_equivalent = total and (verdicts.get("untested", 0) + verdicts.get("unclassified", 0)) / total
@@ -139,8 +135,7 @@ def report(work: Path, markdown: Path | None) -> None:
     if markdown:
         md = ["| mutant | change | verdict | why |", "|---|---|---|---|"]
         for name, diff, verdict, why in rows:
-            change = "<br>".join(f"`{line.strip()}`" if not line.startswith(("-", "+")) else
-                                 f"`{line[0]} {line[1:].strip()}`" for line in diff.splitlines())
+            change = "<br>".join(f"`{line[0]} {line[1:].strip()}`" for line in diff.splitlines())
             md.append(f"| `{name.removeprefix('riskrl.')}` | {change.replace('|', '&#124;')} | {verdict} | "
                       f"{why.replace('|', '&#124;')} |")
         markdown.write_text("\n".join(md) + "\n")
