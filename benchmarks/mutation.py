@@ -58,7 +58,7 @@ def scratch_copy(dest: Path, only: list[str]) -> None:
         'source_paths = ["riskrl"]',
         f"only_mutate = {json.dumps(patterns)}",
         f"pytest_add_cli_args_test_selection = {json.dumps(TESTS)}",
-        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-m", "not slow and not gpu"]',
+        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-m", "not gpu"]',
         "mutate_only_covered_lines = true",
         'also_copy = ["docs/"]',
         "use_git_change_detection = false",

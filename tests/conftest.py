@@ -39,6 +39,50 @@ def _no_slow_processes(item: pytest.Item):
         subprocess.Popen._execute_child = real
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """The fast subset (exactly ``-m "not slow"``) runs on every core with pytest-xdist, unless
+    ``-n``/``--dist`` is given (``-n 0``: one process). Everything else runs in one process: the
+    slow tests share session fixtures (the micro study, a Prefect server) that each xdist worker
+    would build again."""
+    opt = config.option
+    if (
+        getattr(opt, "markexpr", "") == "not slow"
+        and config.pluginmanager.has_plugin("xdist")
+        and getattr(opt, "numprocesses", 0) is None
+        and getattr(opt, "dist", "no") == "no"
+        and not hasattr(config, "workerinput")
+        and not opt.collectonly
+        and not getattr(opt, "usepdb", False)
+    ):
+        opt.numprocesses, opt.dist = "auto", "loadscope"
+
+
+# folders whose tests share an expensive session fixture (the report's run grid, the reliability
+# tests' repository): one scope each under the fast subset's ``--dist loadscope``
+_SHARED_SCOPES = ("tests/report/", "tests/reliability/")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` (what the fast subset uses): a module is a scope, run on one worker, and
+    so is each folder of ``_SHARED_SCOPES``, whose session fixtures are then built once, not once a
+    worker."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((d for d in _SHARED_SCOPES if nodeid.startswith(d)), nodeid.split("::", 1)[0])
+
+    return SharedFixtureScheduling(config, log)
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread a worker: the workers already use every core between them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
     with _no_slow_processes(item):
