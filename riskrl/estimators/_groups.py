@@ -122,10 +122,12 @@ def factorize(index, *, device: torch.device | str, response_mask: torch.Tensor 
 
 
 def check_finite(scores: torch.Tensor, name: str = "scores") -> None:
-    """Raise a one-line ValueError if any reward is NaN or inf."""
+    """Raise a one-line ValueError if any reward of ``scores`` (1-D: one per row) is NaN or inf.
+    verl's token-level rewards are checked through their row sums (a NaN/inf token makes its sum
+    non-finite)."""
+    if scores.dim() != 1:
+        raise ValueError(f"{name} must be 1-D (one reward per row), got shape {tuple(scores.shape)}")
     bad = ~torch.isfinite(scores)
-    if scores.dim() > 1:
-        bad = bad.any(dim=tuple(range(1, scores.dim())))
     nbad = int(bad.sum())
     if nbad:
         raise ValueError(f"{name}: {nbad} of {bad.numel()} rows have NaN or inf rewards")

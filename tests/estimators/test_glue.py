@@ -252,3 +252,13 @@ def test_options_from_a_dictconfig_resolve_interpolations():
 
     cfg = OmegaConf.create({"k": 8, "pkpo": {"k": "${k}", "baseline": "mean"}, "riskpo": {"bundle_size": "${..k}"}})
     assert parse_pkpo(cfg.pkpo).k == 8 and parse_riskpo(cfg.riskpo).bundle_size == 8
+
+
+def test_check_finite_takes_one_reward_per_row():
+    from riskrl.estimators._groups import check_finite
+
+    check_finite(torch.tensor([0.0, 1.0, -2.5]))
+    with pytest.raises(ValueError, match=r"^scores: 2 of 3 rows have NaN or inf rewards$"):
+        check_finite(torch.tensor([float("nan"), 1.0, float("-inf")]))
+    with pytest.raises(ValueError, match=r"^rewards must be 1-D \(one reward per row\), got shape \(2, 3\)$"):
+        check_finite(torch.zeros(2, 3), "rewards")

@@ -361,3 +361,58 @@ def test_every_logged_figure_against_loops():
             assert tracker.last[key] == pytest.approx(value, abs=1e-12), (step, key)
         assert tracker.last_mode == mode_used
     assert want["responses_without_paper"] == 1.0 and want["sum_mean_sign_flip_frac"] > 0
+
+
+def _batch_quantile_means(scores, uids, K, alpha, beta):
+    """Means over bundles of the papers' alpha and beta quantiles, by loops."""
+    from tests.estimators.reference import prompts_in_order
+
+    order, members = prompts_in_order(list(uids))
+    qa, qb = [], []
+    for bun in (order[k: k + K] for k in range(0, len(order), K)):
+        M = min(len(members[u]) for u in bun)
+        papers = torch.tensor([sum(float(scores[members[u][m]]) for u in bun) for m in range(M)], dtype=torch.float64)
+        qa.append(float(torch.quantile(papers, alpha)))
+        qb.append(float(torch.quantile(papers, beta)))
+    return sum(qa) / len(qa), sum(qb) / len(qb)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_logged_figures_and_baselines_on_random_batches(seed):
+    """Every logged figure, the mean baselines included, over three tracked steps of random
+    batches (binary and continuous, unequal groups, pad rows, sum-mean credit): against loops."""
+    binary = seed % 2 == 0
+    opts = options("track", "sum-mean", "mvar", True, True, seed % 3 != 0, bundle_size=3, q=(0.25, 0.75))
+    alpha, beta = opts["quantile_down"], opts["quantile_up"]
+    tracker, ref_tracker = QuantileTracker(lr_q=0.1), RefTracker(0.1)
+    flips = []
+    for step in range(3):
+        scores, uids = make_batch(100 * seed + step, num_prompts=10, unequal=True, binary=binary, pad_rows=2)
+        s = scores.double()
+        tracked = (ref_tracker.nearest(alpha), ref_tracker.nearest(beta)) if step else None
+        base_rvar, base_cvar = ref_tracker.baselines(alpha, beta, opts["natural_baseline_base"])  # before the step
+        adv = riskpo_advantage(s, uids, tracker, **opts).tolist()
+        np.testing.assert_allclose(adv, ref_riskpo(s.tolist(), list(uids), opts, ref_tracker), atol=1e-6, rtol=1e-6)
+        a_b, b_b = _batch_quantile_means(s.tolist(), uids, 3, alpha, beta)
+        mode_used = "track" if step else "batch"
+        a, b = (a_b, b_b) if step == 0 else tracked
+        want = _expected_last(s.tolist(), uids, opts, adv, a_b, b_b, a, b, mode_used)
+        want |= {"baseline_rvar": base_rvar, "baseline_cvar": base_cvar}
+        assert tracker.last.keys() == want.keys() | {"sum_mean_max_abs_weight"}
+        for key, value in want.items():  # the baselines come from the float32 tracker: 1e-6
+            assert tracker.last[key] == pytest.approx(value, abs=1e-6 if "baseline" in key else 1e-12), (step, key)
+        flips.append(want["sum_mean_sign_flip_frac"])
+    assert base_rvar != 0.0 and base_cvar != 0.0 and max(flips) > 0  # the batches exercise both
+
+
+def test_one_response_batch_logs_its_own_figures():
+    """One valid response (and a pad row) after a tracked step: the per-response means divide by 1,
+    and the tracked baselines make its advantage non-zero."""
+    opts = options("track", "uniform", "mvar", True, True, True, bundle_size=2)
+    tracker = QuantileTracker(lr_q=0.1)
+    riskpo_advantage(*make_batch(7, num_prompts=8, n=4, binary=False), tracker, **opts)
+    adv = riskpo_advantage(torch.tensor([0.3, 0.0]), np.array(["p", "pad_0"], dtype=object), tracker, **opts)
+    assert adv[1] == 0 and adv[0] != 0
+    last = tracker.last
+    assert last["adv_mean"] == pytest.approx(float(adv[0]), abs=1e-6)
+    assert last["adv_pos_frac"] == float(adv[0] > 0) and last["responses_without_paper"] == 0.0
