@@ -188,7 +188,8 @@ def main() -> None:
         params = set_overrides(params, args.overrides)
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore",
-           "RAY_USAGE_STATS_ENABLED": "0", "DVC_NO_ANALYTICS": "1"}
+           "RAY_USAGE_STATS_ENABLED": "0", "DVC_NO_ANALYTICS": "1",
+           "PYTHONPATH": str(work)}  # the clone's riskrl, not the editable install's checkout
     env.pop("RAY_ADDRESS", None)
     if args.flow:  # the flow studies a commit: the params, and a clone of them with nothing computed
         _commit(work, "study params")

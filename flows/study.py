@@ -107,7 +107,8 @@ def repro(stage: str, workspace: str) -> dict[str, Any]:
     DVC's run-cache, "skipped": unchanged), the wall time and the stage's own time."""
     logger = get_run_logger()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([_dvc(), "repro", "-s", stage], cwd=workspace, env=_env(workspace),
+    env = _head_env(workspace, stage, logger)
+    proc = subprocess.Popen([_dvc(), "repro", "-s", stage], cwd=workspace, env={**_env(workspace), **env},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
     assert proc.stdout is not None
     kept: list[str] = []
@@ -167,6 +168,43 @@ def stage_task(stage: str):
     """The Prefect task of one DVC stage: named after it, with its retries and tags."""
     base = stage.split("@")[0]
     return run_stage.with_options(name=base, **RETRIES.get(base, {}))
+
+
+# stages that compute on Ray (embedded backend): they share the flow run's local head, found by
+# workspace (not passed as a task parameter: its auth token would show in the UI)
+RAY_STAGES = {"train", "evaluate", "evaluate_base"}
+_HEADS: dict[str, Any] = {}
+
+
+def _head_env(workspace: str, stage: str, logger) -> dict[str, str]:
+    """The shared head's environment for a Ray stage of this workspace's run; {} (the stage starts
+    a head of its own, as under plain `dvc repro`) for other stages, or when the shared head did
+    not come up or has died: a warning, never a failed stage."""
+    from riskrl.cluster import ClusterError
+
+    head = _HEADS.get(workspace)
+    if head is None or stage.split("@")[0].rsplit(":", 1)[-1] not in RAY_STAGES:
+        return {}
+    try:
+        return head.env()
+    except ClusterError as err:
+        logger.warning(f"{stage}: {err}; the stage starts a Ray head of its own")
+        return {}
+
+
+def shared_head(params_text: str):
+    """A :class:`riskrl.cluster.LocalHead` for the run's Ray stages, started now (it comes up while
+    the first stages run), or None where the stages would not start a local head of their own: a
+    cluster address in params.yaml or ``$RAY_ADDRESS``, or the verl backend (its own launcher)."""
+    import yaml
+
+    from riskrl.cluster import LocalHead
+
+    p = yaml.safe_load(params_text) or {}
+    cluster = p.get("cluster") or {}
+    if p.get("backend", "embedded") != "embedded" or cluster.get("address") or os.environ.get("RAY_ADDRESS"):
+        return None
+    return LocalHead(num_cpus=cluster.get("local_cpus")).start()
 
 
 # --- the repository, its isolated workspace and the experiment ---------------------------------
@@ -360,13 +398,24 @@ def study(
     baseline = _baseline_name(root)
     t0 = time.perf_counter()
     cache = cache_dir(root)
-    ws = open_workspace(root, name, cache)
+    head = shared_head(params_text)
+    try:
+        ws = open_workspace(root, name, cache)
+    except BaseException:
+        if head is not None:
+            head.stop()
+        raise
     logger.info(f"experiment {name}: workspace {ws} (git worktree of {baseline}), overrides {overrides or 'none'}")
     try:
         (ws / "params.yaml").write_text(params_text)
         states: dict[str, dict[str, Any]] = {}
+        if head is not None:
+            _HEADS[str(ws)] = head
         for stage in list_stages(ws):
             states[stage] = stage_task(stage)(str(ws), stage)
+        if head is not None:
+            head.stop()
+            _HEADS.pop(str(ws), None)
         save_experiment(root, ws, name)
         diff = metrics_diff(ws)
         report = report_location(ws, cache)
@@ -378,6 +427,9 @@ def study(
         )
         publish_markdown(md, key=artifact_key(deployment.get_name()), description=f"riskrl experiment {name}")
     except BaseException as err:
+        if head is not None:
+            head.stop()
+            _HEADS.pop(str(ws), None)
         msg = " ".join(str(err).split()) or type(err).__name__
         raise WorkspaceError(f"{msg} (workspace kept at {ws})") from err
     close_workspace(root, ws)

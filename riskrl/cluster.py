@@ -12,14 +12,22 @@
   ``cluster.address``.
 - ``gpus`` > 0: the cluster must have that many GPUs, else one line saying so (and pointing
   to the embedded backend).
+- ``$RISKRL_RAY_SAME_HOST=1`` with ``$RAY_ADDRESS``: the cluster is a :class:`LocalHead` of this
+  machine, with this code and environment (the Prefect flow starts one for all its stages, so
+  each stage attaches in about a second instead of starting and stopping a head of its own);
+  nothing is shipped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +50,7 @@ RUNTIME_EXCLUDES = [
 
 
 LOCAL_HEAD_IP = "127.0.0.1"
+SAME_HOST_ENV = "RISKRL_RAY_SAME_HOST"  # "1": the cluster at RAY_ADDRESS is a LocalHead of this machine
 
 
 class ClusterError(RuntimeError):
@@ -160,7 +169,13 @@ def ray_session(
         return
     address = resolve_address(address)
     env = {"TOKENIZERS_PARALLELISM": "false", **(env_vars or {})}
-    if address:
+    if address and os.environ.get(SAME_HOST_ENV) == "1":
+        # a LocalHead of this machine: same code, same venv, its processes already have HEAD_ENV
+        check_reachable(address, connect_timeout_s)
+        with _loopback_only():
+            ray.init(address=address, log_to_driver=True)
+        mode = "attached"
+    elif address:
         check_reachable(address, connect_timeout_s)
         runtime_env = {"working_dir": str(ROOT), "excludes": RUNTIME_EXCLUDES, "env_vars": env}
         try:
@@ -200,6 +215,15 @@ def ray_session(
             _set_env(saved_env)
 
 
+def enter_driver_cwd(cwd: str | None) -> None:
+    """In a Ray task: work in the driver's directory ``cwd`` when this machine has it. A stage's
+    paths (models/base, runs/<variant>/...) are relative to its workspace; workers of a stage's own
+    local head start there, but those of a head shared by several stages (the Prefect flow's, one
+    per flow run) start where the head did."""
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
+
+
 def _set_env(values: dict[str, str | None]) -> dict[str, str | None]:
     """Set (None: unset) environment variables; returns their previous values."""
     old = {k: os.environ.get(k) for k in values}
@@ -209,3 +233,120 @@ def _set_env(values: dict[str, str | None]) -> dict[str, str | None]:
         else:
             os.environ[k] = v
     return old
+
+
+HEAD_ENV = {"TOKENIZERS_PARALLELISM": "false"}  # what ray_session gives a head's processes
+
+
+class LocalHead:
+    """A Ray head on the loopback address that several stage processes share.
+
+    ``ray start --head --block`` in a process group of its own (dashboard off, node IP 127.0.0.1,
+    a temp dir of its own, Ray's token auth with a fresh token), started by :meth:`start` without
+    waiting. :meth:`env` waits until it serves and returns the variables that make
+    :func:`ray_session` in a child process attach to it (``RAY_ADDRESS``,
+    ``RISKRL_RAY_SAME_HOST=1``, the token); if the head did not come up in time, or has died since,
+    it raises :class:`ClusterError` (one line) every time it is asked, and the caller runs without
+    it. :meth:`stop` ends the head and everything it started (a context manager stops it too).
+    """
+
+    def __init__(self, num_cpus: int | None = None, ready_timeout_s: float = 300.0) -> None:
+        self.num_cpus = num_cpus or os.cpu_count() or 1
+        self.ready_timeout_s = ready_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.address: str | None = None
+        self.temp_dir: str | None = None
+        self.auth: dict[str, str] = {}
+        self.failed: str | None = None  # why it cannot be used (set once)
+        self._ready = False
+
+    def start(self) -> LocalHead:
+        import secrets
+
+        from ray._private import ray_constants
+
+        with socket.socket() as s:
+            s.bind((LOCAL_HEAD_IP, 0))
+            port = s.getsockname()[1]
+        self.temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # Ray's socket paths have a length limit
+        ray_bin = Path(sys.executable).with_name("ray")
+        cmd = [str(ray_bin) if ray_bin.exists() else "ray", "start", "--head", "--block", f"--port={port}",
+               f"--node-ip-address={LOCAL_HEAD_IP}", f"--num-cpus={self.num_cpus}", "--num-gpus=0",
+               "--include-dashboard=false", f"--temp-dir={self.temp_dir}", "--disable-usage-stats"]
+        # Ray's token auth (what `ray start` asks for): only processes given the token can attach
+        self.auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        env = {**os.environ, **HEAD_ENV, **self.auth, ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0",
+               "PYTHONUNBUFFERED": "1"}  # unbuffered: its "started" line must reach the pipe at once
+        env.pop("RAY_ADDRESS", None)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.address = f"{LOCAL_HEAD_IP}:{port}"
+        return self
+
+    def env(self) -> dict[str, str]:
+        """The environment of a stage process that should use this head (waits until it serves)."""
+        self.wait_ready()
+        from ray._private import ray_constants
+
+        return {"RAY_ADDRESS": str(self.address), SAME_HOST_ENV: "1", ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0",
+                **self.auth}
+
+    def _fail(self, why: str) -> None:
+        self.failed = why
+        self.stop()
+        raise ClusterError(why)
+
+    def wait_ready(self) -> None:
+        """Until `ray start` says the runtime started (the node is registered); ClusterError (one
+        line) if it does not within ``ready_timeout_s``, exits, was stopped or has died since."""
+        if self.failed:
+            raise ClusterError(self.failed)
+        if self.proc is None:
+            raise ClusterError(f"the local Ray head at {self.address} is not running (never started, or stopped)")
+        if self._ready:
+            if self.proc.poll() is not None:
+                self._fail(f"the local Ray head at {self.address} has exited (code {self.proc.returncode})")
+            return
+        assert self.proc.stdout is not None
+        import select
+        import threading
+
+        deadline = time.monotonic() + self.ready_timeout_s
+        out: list[str] = []
+        while not any("Ray runtime started" in line for line in out):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._fail(f"the local Ray head at {self.address} did not start within {self.ready_timeout_s:g}s")
+            if select.select([self.proc.stdout], [], [], min(left, 1.0))[0]:
+                line = self.proc.stdout.readline().decode(errors="replace")
+                if not line and self.proc.poll() is not None:
+                    tail = " ".join(" ".join(out).split())[-300:] or "no output"
+                    self._fail(f"the local Ray head exited before it served: {tail}")
+                out.append(line)
+        self._ready = True
+        # keep reading what it prints later, so a full pipe never blocks it
+        threading.Thread(target=lambda f=self.proc.stdout: [None for _ in iter(f.readline, b"")],
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # `ray start --block` stops the head's processes
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever the session left behind
+        self.proc.wait()
+        self.proc = None
+        import shutil
+
+        shutil.rmtree(self.temp_dir or "", ignore_errors=True)
+
+    def __enter__(self) -> LocalHead:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

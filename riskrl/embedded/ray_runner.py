@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from riskrl.cluster import check_reachable, ray_session
+from riskrl.cluster import check_reachable, enter_driver_cwd, ray_session
 from riskrl.embedded.configs import TrainConfig, to_dict  # not the trainer: the driver needs no torch
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -42,11 +42,12 @@ def die_with_parent() -> bool:
     return True
 
 
-def _train_task(cfg_dict: dict[str, Any]) -> dict[str, Any]:
+def _train_task(cfg_dict: dict[str, Any], cwd: str | None = None) -> dict[str, Any]:
     # runs inside a Ray worker: import here, build the config, train (the tracker is reset in train())
     from riskrl.embedded.trainer import TrainConfig, train
 
     die_with_parent()
+    enter_driver_cwd(cwd)
 
     return train(TrainConfig.from_dict(cfg_dict))
 
@@ -74,7 +75,7 @@ def run_training_on_ray(
             )
     with ray_session(address, connect_timeout_s=connect_timeout_s):
         task = ray.remote(num_cpus=num_cpus_per_run)(_train_task)
-        refs = [task.remote(to_dict(c)) for c in configs]
+        refs = [task.remote(to_dict(c), os.getcwd()) for c in configs]
         order = {ref: i for i, ref in enumerate(refs)}
         results: list[dict[str, Any] | None] = [None] * len(refs)
         pending = list(refs)

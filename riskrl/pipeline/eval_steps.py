@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,16 @@ RUN_FILES = ("run.json", "train_metrics.csv")
 
 def _evaluate_one(model_dir: str, out_dir: str, run_dir: str | None, benchmarks: dict[str, str],
                   ev: dict[str, Any], engine: str, threads: int, sampler_kwargs: dict[str, Any],
-                  variant: str | None = None) -> dict:
+                  variant: str | None = None, cwd: str | None = None) -> dict:
     """Sample, score and summarise one model into ``out_dir`` (runs in a Ray worker; with vLLM it
     only coordinates: the sampler's engines are Ray tasks of their own, one per GPU group)."""
     import torch
 
+    from riskrl.cluster import enter_driver_cwd
     from riskrl.evaluation.metrics import PROBLEMS_FILE, write_metrics
     from riskrl.evaluation.sampling import get_sampler, run_evaluation
 
+    enter_driver_cwd(cwd)
     torch.set_num_threads(threads)
     sampler = get_sampler(engine, model_dir, **sampler_kwargs)
     with atomic_path(out_dir, is_dir=True) as tmp:
@@ -97,7 +100,7 @@ def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], p
                      connect_timeout_s=p.cluster.connect_timeout_s):
         task = ray.remote(**task_opts)(_evaluate_one)
         threads = max(1, int(p.cluster.cpus_per_run))
-        refs = [task.remote(model, out, run, benches, ev, engine, threads, sampler_kwargs, variant)
+        refs = [task.remote(model, out, run, benches, ev, engine, threads, sampler_kwargs, variant, os.getcwd())
                 for model, out, run in jobs]
         results = []
         with tqdm(total=len(refs), desc="evaluate", disable=not progress, dynamic_ncols=True) as bar:

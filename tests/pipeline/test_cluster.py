@@ -57,3 +57,87 @@ def test_local_head_runs_tasks_checks_gpus_and_stops(monkeypatch):
         with ray_session(None, num_cpus=1, gpus=1, what="evaluate"):
             pass
     assert not ray.is_initialized()
+
+
+#: a stage process given a LocalHead's env: attaches (no head of its own), runs a task, reports
+STAGE = """
+import json, os
+import ray
+from riskrl.cluster import enter_driver_cwd, ray_session
+
+def where(cwd):
+    before = os.getcwd()
+    enter_driver_cwd(cwd)
+    return before, os.getcwd()
+
+with ray_session(None, num_cpus=1) as mode:
+    pid, tok = ray.get(ray.remote(lambda: (os.getpid(), os.environ.get("TOKENIZERS_PARALLELISM"))).remote())
+    nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
+    started_in, works_in = ray.get(ray.remote(where).remote(os.getcwd()))
+print(json.dumps({"mode": mode, "pid": pid, "tok": tok, "nodes": nodes, "addr": os.environ["RAY_ADDRESS"],
+                  "started_in": started_in, "works_in": works_in}))
+"""
+
+
+@pytest.mark.slow
+def test_a_local_head_is_shared_by_stage_processes_and_stopped(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from riskrl.cluster import LocalHead
+
+    head = LocalHead(num_cpus=1).start()
+    try:
+        env = head.env()
+        assert env["RAY_ADDRESS"] == head.address and env["RISKRL_RAY_SAME_HOST"] == "1"
+        assert head.address.startswith("127.0.0.1:")
+        runs = [json.loads(subprocess.run([sys.executable, "-c", STAGE], env={**os.environ, **env}, check=True,
+                                          capture_output=True, text=True, timeout=300,
+                                          cwd=tmp_path).stdout.splitlines()[-1])
+                for _ in range(2)]
+        for run in runs:  # both attached to the one loopback node, whose workers have the head's env
+            assert run == {**run, "mode": "attached", "tok": "false", "nodes": ["127.0.0.1"], "addr": head.address}
+            # the head's workers start where the head did; a task enters the stage's workspace
+            assert run["started_in"] != str(tmp_path) and run["works_in"] == str(tmp_path)
+        pgid = head.proc.pid
+    finally:
+        head.stop()
+    import time
+
+    deadline = time.monotonic() + 10  # the head's whole process group is gone (its last zombies reaped)
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "processes of the stopped head are still running"
+        time.sleep(0.2)
+    with pytest.raises(ClusterError, match=r"^cannot reach the Ray cluster at 127\.0\.0\.1:\d+ within 1s"):
+        with ray_session(env["RAY_ADDRESS"], connect_timeout_s=1):
+            pass
+
+
+@pytest.mark.slow
+def test_a_shared_head_that_does_not_come_up_fails_in_one_line_every_time():
+    from riskrl.cluster import LocalHead
+
+    head = LocalHead(num_cpus=1, ready_timeout_s=0.01).start()
+    pgid = head.proc.pid
+    for _ in range(2):  # the first call stops it; later ones give the same line, not a crash
+        with pytest.raises(ClusterError, match=r"^the local Ray head at 127\.0\.0\.1:\d+ did not start within 0\.01s$"):
+            head.env()
+    assert head.proc is None
+    import time
+
+    deadline = time.monotonic() + 10  # its process group is gone
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "processes of the stopped head are still running"
+        time.sleep(0.2)
+    never = LocalHead(num_cpus=1)
+    with pytest.raises(ClusterError, match="is not running"):
+        never.env()

@@ -92,3 +92,42 @@ def test_uncaught_exception_of_a_stage_is_its_last_traceback_line():
 def test_log_filters(line, noise, progress):
     assert bool(NOISE.search(line)) is noise
     assert bool(PROGRESS.search(line)) is progress
+
+
+class _Head:
+    """A stand-in for riskrl.cluster.LocalHead: env() returns or raises what it is given."""
+
+    def __init__(self, env=None, error=None):
+        self._env, self._error, self.calls = env, error, 0
+
+    def env(self):
+        self.calls += 1
+        if self._error:
+            from riskrl.cluster import ClusterError
+
+            raise ClusterError(self._error)
+        return self._env
+
+
+class _Logger:
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, msg):
+        self.warnings.append(msg)
+
+
+def test_ray_stages_get_the_shared_heads_env_and_fall_back_to_their_own(monkeypatch):
+    from flows import study
+
+    ok = _Head(env={"RAY_ADDRESS": "127.0.0.1:1234", "RISKRL_RAY_SAME_HOST": "1"})
+    monkeypatch.setattr(study, "_HEADS", {"/ws": ok, "/broken": _Head(error="the local Ray head at x did not start")})
+    log = _Logger()
+    for stage in ("train@grpo", "evaluate@rs_grpo_b2", "evaluate_base", "dvc.yaml:train@grpo"):
+        assert study._head_env("/ws", stage, log)["RAY_ADDRESS"] == "127.0.0.1:1234", stage
+    for stage in ("download", "prepare", "validate", "sft", "report", "bandit"):
+        assert study._head_env("/ws", stage, log) == {}, stage  # no Ray there: no head asked for
+    assert ok.calls == 4 and log.warnings == []
+    assert study._head_env("/other-run", "train@grpo", log) == {}  # no shared head for that run
+    assert study._head_env("/broken", "train@grpo", log) == {}
+    assert log.warnings == ["train@grpo: the local Ray head at x did not start; the stage starts a Ray head of its own"]
