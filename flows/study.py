@@ -413,10 +413,12 @@ def study(
             _HEADS[str(ws)] = head
         for stage in list_stages(ws):
             states[stage] = stage_task(stage)(str(ws), stage)
+        if head is not None:  # the head stops while DVC saves the experiment
+            _HEADS.pop(str(ws), None)
+            head.begin_stop()
+        save_experiment(root, ws, name)
         if head is not None:
             head.stop()
-            _HEADS.pop(str(ws), None)
-        save_experiment(root, ws, name)
         diff = metrics_diff(ws)
         report = report_location(ws, cache)
         md = experiment_markdown(

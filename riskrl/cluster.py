@@ -259,6 +259,7 @@ class LocalHead:
         self.auth: dict[str, str] = {}
         self.failed: str | None = None  # why it cannot be used (set once)
         self._ready = False
+        self._stopping = False
 
     def start(self) -> LocalHead:
         import secrets
@@ -278,8 +279,10 @@ class LocalHead:
         env = {**os.environ, **HEAD_ENV, **self.auth, ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0",
                "PYTHONUNBUFFERED": "1"}  # unbuffered: its "started" line must reach the pipe at once
         env.pop("RAY_ADDRESS", None)
+        # bufsize=0: a raw pipe, so that select() below sees every line (a buffered reader can hold
+        # the "started" line in its buffer while select() waits on the empty pipe)
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, bufsize=0)
         self.address = f"{LOCAL_HEAD_IP}:{port}"
         return self
 
@@ -328,11 +331,17 @@ class LocalHead:
         threading.Thread(target=lambda f=self.proc.stdout: [None for _ in iter(f.readline, b"")],
                          daemon=True).start()
 
+    def begin_stop(self) -> None:
+        """Ask the head to stop (it takes about 2 s) without waiting; :meth:`stop` finishes."""
+        if self.proc is not None and self.proc.poll() is None and not self._stopping:
+            self.proc.send_signal(signal.SIGTERM)  # `ray start --block` stops the head's processes
+            self._stopping = True
+
     def stop(self) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # `ray start --block` stops the head's processes
+            self.begin_stop()
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -340,7 +349,7 @@ class LocalHead:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # whatever the session left behind
         self.proc.wait()
-        self.proc = None
+        self.proc, self._stopping = None, False
         import shutil
 
         shutil.rmtree(self.temp_dir or "", ignore_errors=True)
