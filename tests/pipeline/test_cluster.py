@@ -59,6 +59,20 @@ def test_local_head_runs_tasks_checks_gpus_and_stops(monkeypatch):
     assert not ray.is_initialized()
 
 
+def assert_group_gone(pgid: int, within_s: float = 10.0) -> None:
+    """The stopped head's whole process group is gone (its last zombies reaped) within ``within_s``."""
+    import time
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, "processes of the stopped head are still running"
+        time.sleep(0.2)
+
+
 #: a stage process given a LocalHead's env: attaches (no head of its own), runs a task, reports
 STAGE = """
 import json, os
@@ -103,16 +117,7 @@ def test_a_local_head_is_shared_by_stage_processes_and_stopped(tmp_path):
         pgid = head.proc.pid
     finally:
         head.stop()
-    import time
-
-    deadline = time.monotonic() + 10  # the head's whole process group is gone (its last zombies reaped)
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "processes of the stopped head are still running"
-        time.sleep(0.2)
+    assert_group_gone(pgid)
     with pytest.raises(ClusterError, match=r"^cannot reach the Ray cluster at 127\.0\.0\.1:\d+ within 1s"):
         with ray_session(env["RAY_ADDRESS"], connect_timeout_s=1):
             pass
@@ -128,16 +133,7 @@ def test_a_shared_head_that_does_not_come_up_fails_in_one_line_every_time():
         with pytest.raises(ClusterError, match=r"^the local Ray head at 127\.0\.0\.1:\d+ did not start within 0\.01s$"):
             head.env()
     assert head.proc is None
-    import time
-
-    deadline = time.monotonic() + 10  # its process group is gone
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "processes of the stopped head are still running"
-        time.sleep(0.2)
+    assert_group_gone(pgid)
     never = LocalHead(num_cpus=1)
     with pytest.raises(ClusterError, match="is not running"):
         never.env()
