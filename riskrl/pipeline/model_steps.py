@@ -12,11 +12,11 @@ from riskrl.pipeline.stage import StageError
 
 
 def sft(p: Params, paths: Paths) -> dict:
+    if p.backend != "embedded":
+        raise StageError("the sft stage belongs to backend: embedded (verl starts from verl.model_path)")
     from riskrl.embedded.model import init_model
     from riskrl.embedded.sft import run_sft
 
-    if p.backend != "embedded":
-        raise StageError("the sft stage belongs to backend: embedded (verl starts from verl.model_path)")
     data = train_files(p, paths)[0]
     paths.base_model.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="init-", dir=paths.base_model.parent) as tmp:

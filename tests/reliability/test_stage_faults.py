@@ -56,6 +56,11 @@ def test_backend_verl_on_a_cpu_machine(stage_repo, stage):
     _fails_cleanly(stage_repo, [f"stages/{stage}.py", "grpo"], "backend: verl needs GPUs")
 
 
+def test_sft_under_backend_verl(stage_repo):
+    set_params(stage_repo, backend="verl")
+    _fails_cleanly(stage_repo, ["stages/sft.py"], "the sft stage belongs to backend: embedded")
+
+
 def test_truncated_train_parquet(stage_repo):
     f = stage_repo / "data/prepared/multiply_train.parquet"
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])

@@ -56,6 +56,16 @@ def test_unknown_override_key_is_caught_before_hydra():
     launch.check_override_keys(["algorithm.riskpo.lr_q=0.05", "+algorithm.riskpo.w_mix=2"])
 
 
+def test_python_m_riskrl_verl_stops_on_an_unknown_key_in_one_line(monkeypatch):
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["riskrl.verl", "algorithm.rs_grpo.betta=2"])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_module("riskrl.verl", run_name="__main__")
+    assert str(e.value).startswith("riskrl: ") and "algorithm.rs_grpo.betta" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
 def test_fork_flat_keys_override_nested():
     from riskrl.estimators.registry import riskpo_options_from_config
 
