@@ -68,7 +68,8 @@ def test_torch_is_a_range_that_admits_verl_vllm_and_the_cpu_build():
 def test_extras():
     gpu = {str(r) for r in EXTRAS["gpu"]}
     assert gpu == {"riskrl[pipeline]", "verl[vllm]==0.9.1"}
-    assert {"pytest", "pytest-timeout", "ruff", "hypothesis", "mutmut", "pytest-randomly", "uv"} <= names(EXTRAS["dev"])
+    assert {"pytest", "pytest-timeout", "pytest-xdist", "ruff", "hypothesis", "mutmut", "pytest-randomly", "uv"} <= names(
+        EXTRAS["dev"])
     caps = {canonicalize_name(r.name): r.specifier for r in CORE + EXTRAS["pipeline"]}
     # caps the project relies on (see the comments in pyproject.toml)
     assert not caps["fastapi"].contains("0.151.0") and not caps["sqlalchemy"].contains("2.1.0")
