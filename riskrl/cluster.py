@@ -51,6 +51,7 @@ RUNTIME_EXCLUDES = [
 
 LOCAL_HEAD_IP = "127.0.0.1"
 SAME_HOST_ENV = "RISKRL_RAY_SAME_HOST"  # "1": the cluster at RAY_ADDRESS is a LocalHead of this machine
+HEAD_ENV = {"TOKENIZERS_PARALLELISM": "false"}  # what every head's processes (and a job's runtime_env) get
 
 
 class ClusterError(RuntimeError):
@@ -168,7 +169,7 @@ def ray_session(
         yield "existing"
         return
     address = resolve_address(address)
-    env = {"TOKENIZERS_PARALLELISM": "false", **(env_vars or {})}
+    env = {**HEAD_ENV, **(env_vars or {})}
     if address and os.environ.get(SAME_HOST_ENV) == "1":
         # a LocalHead of this machine: same code, same venv, its processes already have HEAD_ENV
         check_reachable(address, connect_timeout_s)
@@ -233,9 +234,6 @@ def _set_env(values: dict[str, str | None]) -> dict[str, str | None]:
         else:
             os.environ[k] = v
     return old
-
-
-HEAD_ENV = {"TOKENIZERS_PARALLELISM": "false"}  # what ray_session gives a head's processes
 
 
 class LocalHead:
