@@ -16,11 +16,17 @@
   machine, with this code and environment (the Prefect flow starts one for all its stages, so
   each stage attaches in about a second instead of starting and stopping a head of its own);
   nothing is shipped.
+- ``share=True`` (no address) in a stage that `dvc repro` (or `dvc exp run`) runs: the stages of
+  that one DVC process share one local head (:func:`run_head`), started by the first of them and
+  stopped as soon as the DVC process exits; outside DVC, or when it cannot start, the stage
+  starts a head of its own as above.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import signal
 import socket
@@ -159,8 +165,15 @@ def ray_session(
     connect_timeout_s: float = 10.0,
     env_vars: dict[str, str] | None = None,
     what: str = "this stage",
+    share: bool = False,
 ) -> Iterator[str]:
-    """Yield ``"attached"``, ``"local"`` or ``"existing"`` (Ray already initialised here)."""
+    """Yield ``"attached"``, ``"local"``, ``"shared"`` (the DVC run's head, see :func:`run_head`)
+    or ``"existing"`` (Ray already initialised here)."""
+    # the run's head is found before Ray is imported: Ray reads the auth mode and token at import
+    shared = None
+    if share and not gpus and "ray" not in sys.modules and not resolve_address(address):
+        shared = run_head(num_cpus, {**HEAD_ENV, **(env_vars or {})})
+    saved_env = _set_env(shared) if shared is not None else {}
     import ray
 
     if ray.is_initialized():
@@ -170,7 +183,16 @@ def ray_session(
         return
     address = resolve_address(address)
     env = {**HEAD_ENV, **(env_vars or {})}
-    if address and os.environ.get(SAME_HOST_ENV) == "1":
+    if shared is not None:
+        # the head of the `dvc repro` that runs this stage: started with this environment (HEAD_ENV too)
+        try:
+            with _loopback_only():
+                ray.init(address=shared["RAY_ADDRESS"], log_to_driver=True)
+        except BaseException:
+            _set_env(saved_env)
+            raise
+        mode = "shared"
+    elif address and os.environ.get(SAME_HOST_ENV) == "1":
         # a LocalHead of this machine: same code, same venv, its processes already have HEAD_ENV
         check_reachable(address, connect_timeout_s)
         with _loopback_only():
@@ -212,8 +234,30 @@ def ray_session(
         yield mode
     finally:
         ray.shutdown()
-        if mode == "local":
+        if mode in ("local", "shared"):
             _set_env(saved_env)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def parent_death_signal(sig: int) -> bool:
+    """Linux: the kernel sends ``sig`` to this process when its parent dies; whether it was set.
+    If the parent has already died, the process exits at once."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    parent = os.getppid()
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent died before the signal was set
+        os._exit(1)
+    return True
+
+
+def _sigterm_with_parent() -> None:  # a Popen preexec_fn
+    parent_death_signal(signal.SIGTERM)
 
 
 def enter_driver_cwd(cwd: str | None) -> None:
@@ -248,9 +292,11 @@ class LocalHead:
     it. :meth:`stop` ends the head and everything it started (a context manager stops it too).
     """
 
-    def __init__(self, num_cpus: int | None = None, ready_timeout_s: float = 300.0) -> None:
+    def __init__(self, num_cpus: int | None = None, ready_timeout_s: float = 300.0,
+                 die_with_parent: bool = False) -> None:
         self.num_cpus = num_cpus or os.cpu_count() or 1
         self.ready_timeout_s = ready_timeout_s
+        self.die_with_parent = die_with_parent  # Linux: SIGTERM the head when the process that started it dies
         self.proc: subprocess.Popen | None = None
         self.address: str | None = None
         self.temp_dir: str | None = None
@@ -280,7 +326,8 @@ class LocalHead:
         # bufsize=0: a raw pipe, so that select() below sees every line (a buffered reader can hold
         # the "started" line in its buffer while select() waits on the empty pipe)
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, bufsize=0)
+                                     start_new_session=True, bufsize=0,
+                                     preexec_fn=_sigterm_with_parent if self.die_with_parent else None)
         self.address = f"{LOCAL_HEAD_IP}:{port}"
         return self
 
@@ -357,3 +404,173 @@ class LocalHead:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --- one head for the stages of one `dvc repro` ----------------------------------------------------
+
+SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish"}
+RUN_HEADS = "riskrl-ray-heads"  # folder of the run heads' state, in the temp dir (one per user)
+
+
+def _is_dvc(argv: list[str]) -> bool:
+    return any(Path(a).name == "dvc" for a in argv[:2]) or argv[1:3] == ["-m", "dvc"]
+
+
+def repro_owner() -> tuple[int, float] | None:
+    """The DVC process (`dvc repro`, `dvc exp run`) whose stage command this process is, as (pid,
+    start time), or None: not a stage command (no ``$DVC_STAGE``), or no DVC process above it (its
+    shells skipped)."""
+    if not os.environ.get("DVC_STAGE"):
+        return None
+    try:
+        import psutil
+
+        for proc in psutil.Process().parents():
+            if proc.name() in SHELLS:
+                continue
+            return (proc.pid, proc.create_time()) if _is_dvc(proc.cmdline()) else None
+    except Exception:  # psutil missing, or a process gone or not ours: no sharing
+        return None
+    return None
+
+
+def _owner_alive(pid: int, started: float) -> bool:
+    import psutil
+
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 1e-3
+    except psutil.Error:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_head(num_cpus: int | None, env: dict[str, str], ready_timeout_s: float = 300.0) -> dict[str, str] | None:
+    """The environment that attaches to the local head shared by the stages of the `dvc repro` that
+    runs this process (as :meth:`LocalHead.env`), starting it if this is the first of them; None when
+    this process is not a DVC stage command or the head cannot be started (a warning line: the stage
+    then starts a head of its own).
+
+    The head is kept by a small keeper process (``python -m riskrl.cluster``, a session of its own):
+    it starts a :class:`LocalHead` with this process's environment (``$DVC_STAGE`` aside) and
+    ``env``, writes the head's address and token to a file only this user can read, and stops the
+    head as soon as the DVC process exits (killed included); the head gets SIGTERM if the keeper
+    itself is killed. Stages whose environment, directory, interpreter or CPUs differ get heads of
+    their own. Ray starts fresh workers for every stage (a job each), so each stage runs the code on
+    disk at its start, as with a head of its own.
+    """
+    owner = repro_owner()
+    if owner is None:
+        return None
+    import fcntl
+
+    keeper_env = {k: v for k, v in os.environ.items() if k not in ("DVC_STAGE", "RAY_ADDRESS", SAME_HOST_ENV)}
+    keeper_env.update(env)
+    key = json.dumps([owner, os.getcwd(), sys.executable, num_cpus or os.cpu_count(), sorted(keeper_env.items())])
+    root = Path(tempfile.gettempdir(), f"{RUN_HEADS}-{getattr(os, 'getuid', lambda: 0)()}")
+    _sweep(root)
+    state = root / hashlib.sha256(key.encode()).hexdigest()[:16]
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (state / "owner").write_text(f"{owner[0]}:{owner[1]!r}")
+    info_file, failed_file = state / "head.json", state / "failed"
+    with open(state / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one stage starts the keeper; the others wait for its head
+        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+        if info is not None and not _alive(info["keeper"]):  # its keeper was killed: start anew
+            info_file.unlink(missing_ok=True)
+            info = None
+        if info is None and not failed_file.is_file():
+            keeper = subprocess.Popen(
+                [sys.executable, "-m", "riskrl.cluster", "--state", str(state), "--owner", f"{owner[0]}:{owner[1]!r}",
+                 "--num-cpus", str(num_cpus or os.cpu_count() or 1), "--ready-timeout", f"{ready_timeout_s:g}"],
+                env=keeper_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            deadline = time.monotonic() + ready_timeout_s + 30
+            while not info_file.is_file() and not failed_file.is_file():
+                if keeper.poll() is not None:
+                    failed_file.write_text(f"its keeper exited (code {keeper.returncode}) before the head served")
+                elif time.monotonic() > deadline:
+                    keeper.kill()
+                    failed_file.write_text(f"it did not start within {ready_timeout_s + 30:g}s")
+                time.sleep(0.05)
+            info = json.loads(info_file.read_text()) if info_file.is_file() else None
+        if info is None:
+            why = " ".join(failed_file.read_text().split()) if failed_file.is_file() else "no head"
+            print(f"WARNING: the local Ray head shared by this dvc run is not available ({why}); "
+                  "this stage starts a head of its own", file=sys.stderr, flush=True)
+            return None
+    return info["env"]
+
+
+def _sweep(root: Path) -> None:
+    """Remove the state of run heads whose DVC process has exited and whose keeper is gone."""
+    import shutil
+
+    for owner_file in root.glob("*/owner"):
+        try:
+            pid, started = owner_file.read_text().split(":", 1)
+            if _owner_alive(int(pid), float(started)):
+                continue
+            info = owner_file.parent / "head.json"
+            if info.is_file() and _alive(json.loads(info.read_text())["keeper"]):
+                continue  # its keeper is stopping it
+            shutil.rmtree(owner_file.parent, ignore_errors=True)
+        except (OSError, ValueError, KeyError):
+            continue
+
+
+def _keep(state: Path, owner_pid: int, owner_started: float, num_cpus: int, ready_timeout_s: float) -> int:
+    """The keeper of a run head (see :func:`run_head`): start it, publish how to attach, and stop it
+    when the DVC process ``owner_pid`` (started at ``owner_started``) has exited or the head has died."""
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    head = LocalHead(num_cpus, ready_timeout_s=ready_timeout_s, die_with_parent=True)
+    try:
+        head.start()
+        try:
+            env = head.env()
+        except ClusterError as err:
+            (state / "failed").write_text(str(err))
+            return 1
+        tmp = state / "head.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token: this user only
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"env": env, "keeper": os.getpid(), "owner": owner_pid}, fh)
+        os.replace(tmp, state / "head.json")
+        while not stop and _owner_alive(owner_pid, owner_started) and head.proc is not None \
+                and head.proc.poll() is None:
+            time.sleep(0.1)
+        return 0
+    finally:
+        (state / "head.json").unlink(missing_ok=True)  # no stage attaches to a head that is stopping
+        head.stop()
+        if not (state / "failed").is_file():  # a failure stays for the run's later stages to see
+            import shutil
+
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Keep the local Ray head of one `dvc repro` (started by riskrl's stages).")
+    ap.add_argument("--state", required=True, type=Path)
+    ap.add_argument("--owner", required=True, help="PID:START_TIME of the DVC process")
+    ap.add_argument("--num-cpus", type=int, required=True)
+    ap.add_argument("--ready-timeout", type=float, default=300.0)
+    a = ap.parse_args(argv)
+    pid, started = a.owner.split(":", 1)
+    return _keep(a.state, int(pid), float(started), a.num_cpus, a.ready_timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

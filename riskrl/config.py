@@ -58,10 +58,12 @@ class _Strict(BaseModel):
 class ClusterParams(_Strict):
     """Where compute runs: a Ray cluster at ``address`` (``$RAY_ADDRESS`` wins), or a local head."""
 
-    address: str | None = Field(None, description="host:port, ray://host:port, auto; null = local head per stage")
+    address: str | None = Field(None, description="host:port, ray://host:port, auto; null = a local head (see share_head)")
     cpus_per_run: float = Field(1.0, gt=0, description="CPUs reserved per training/sampling task")
     local_cpus: int | None = Field(None, ge=1, description="CPUs of the local head (null = all)")
     connect_timeout_s: float = Field(10.0, gt=0, le=300)
+    share_head: bool = Field(True, description="no address: the Ray stages of one `dvc repro` share one local head, "
+                             "stopped when DVC exits (false: a head per stage)")
 
 
 class DatasetSpec(_Strict):

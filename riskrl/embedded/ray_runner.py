@@ -9,18 +9,14 @@ so Ray's scheduler decides how many runs share the machine.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from riskrl.cluster import check_reachable, enter_driver_cwd, ray_session
+from riskrl.cluster import check_reachable, enter_driver_cwd, parent_death_signal, ray_session
 from riskrl.embedded.configs import TrainConfig, to_dict  # not the trainer: the driver needs no torch
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def die_with_parent() -> bool:
@@ -31,15 +27,7 @@ def die_with_parent() -> bool:
     2 s: long enough for a fast run to write many more checkpoints into a folder that the next
     ``dvc repro`` is already resuming from. Returns whether the signal was set.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        return False
-    if os.getppid() != parent:  # the parent died before the signal was set
-        os._exit(1)
-    return True
+    return parent_death_signal(signal.SIGKILL)
 
 
 def _train_task(cfg_dict: dict[str, Any], cwd: str | None = None) -> dict[str, Any]:

@@ -77,7 +77,6 @@ def _model_dirs(p: Params, paths: Paths, variant: str) -> list[tuple[Path, Path]
 
 def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], progress: bool,
              variant: str | None = None) -> list[dict]:
-    import ray
     from tqdm.auto import tqdm
 
     from riskrl.cluster import ray_session
@@ -97,7 +96,9 @@ def _run_all(p: Params, paths: Paths, jobs: list[tuple[str, str, str | None]], p
         gpus, task_opts = 0, {"num_cpus": p.cluster.cpus_per_run, "num_gpus": 0}
         sampler_kwargs = {"batch_size": ev["batch_size"]}
     with ray_session(p.cluster.address, num_cpus=p.cluster.local_cpus, gpus=gpus, what="evaluate (vLLM)",
-                     connect_timeout_s=p.cluster.connect_timeout_s):
+                     connect_timeout_s=p.cluster.connect_timeout_s, share=p.cluster.share_head):
+        import ray  # not before the session: a shared head's token is read when Ray is imported
+
         task = ray.remote(**task_opts)(_evaluate_one)
         threads = max(1, int(p.cluster.cpus_per_run))
         refs = [task.remote(model, out, run, benches, ev, engine, threads, sampler_kwargs, variant, os.getcwd())

@@ -49,7 +49,8 @@ def train(p: Params, paths: Paths, variant: str, progress: bool = True) -> list[
                            out=str(out_root / run_name(lr, seed)), progress=False)
         for lr, seed in _cells(p, variant)
     ])
-    with ray_session(p.cluster.address, num_cpus=p.cluster.local_cpus, connect_timeout_s=p.cluster.connect_timeout_s):
+    with ray_session(p.cluster.address, num_cpus=p.cluster.local_cpus, connect_timeout_s=p.cluster.connect_timeout_s,
+                     share=p.cluster.share_head):
         results = run_training_on_ray(configs, num_cpus_per_run=p.cluster.cpus_per_run, progress=progress)
     remove_stale(out_root, [Path(c.out).name for c in configs])  # a finished grid never mixes with an old one
     return results

@@ -1,7 +1,8 @@
-"""Ray for the pipeline: local head started and stopped, one-line errors for bad clusters."""
+"""Ray for the pipeline: local heads started and stopped (one per stage, or one per DVC run), one-line errors for bad clusters."""
 
 import os
 import socket
+import sys
 
 import pytest
 import ray
@@ -137,3 +138,125 @@ def test_a_shared_head_that_does_not_come_up_fails_in_one_line_every_time():
     never = LocalHead(num_cpus=1)
     with pytest.raises(ClusterError, match="is not running"):
         never.env()
+
+
+#: a stage command of a DVC run (share=True): which head it used, and what its task saw
+SHARED_STAGE = """
+import json, os, sys
+from riskrl.cluster import ray_session
+
+with ray_session(None, num_cpus=1, share=True) as mode:
+    import ray  # after the session starts, as the stages do: Ray reads the head's token at import
+
+    task_env = ray.get(ray.remote(lambda: (os.environ.get("DVC_STAGE"), os.environ.get("TOKENIZERS_PARALLELISM")))
+                       .remote())
+    gcs = ray.get_runtime_context().gcs_address
+print(json.dumps({"mode": mode, "gcs": gcs, "task_env": task_env, "stage": os.environ.get("DVC_STAGE")}))
+"""
+
+#: stands in for `dvc repro` (its argv[1] is named dvc): runs the stage commands of argv[2:] one
+#: after another through a shell with $DVC_STAGE set, as DVC does, printing their last lines
+FAKE_DVC = """
+import os, subprocess, sys
+for i, script in enumerate(sys.argv[1:]):
+    out = subprocess.run(f"{sys.executable} {script}", shell=True, env={**os.environ, "DVC_STAGE": f"s{i}"},
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    print(out.splitlines()[-1], flush=True)
+if os.environ.get("HOLD"):  # keep running: the head must stay up until this process exits
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _heads_dirs() -> set[str]:
+    import tempfile
+    from pathlib import Path
+
+    from riskrl.cluster import RUN_HEADS
+
+    root = Path(tempfile.gettempdir(), f"{RUN_HEADS}-{os.getuid()}")
+    return {p.name for p in root.iterdir()} if root.is_dir() else set()
+
+
+@pytest.mark.slow
+def test_the_stages_of_one_dvc_run_share_a_head_that_stops_when_dvc_exits(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "dvc").write_text(FAKE_DVC)
+    (tmp_path / "stage.py").write_text(SHARED_STAGE)
+    before = _heads_dirs()
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "dvc"), "stage.py", "stage.py"], cwd=tmp_path,
+                            env={**os.environ, "HOLD": "1"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        runs = [json.loads(proc.stdout.readline()) for _ in range(2)]
+        assert proc.stdout.readline().strip() == "holding"
+        # both stages attached to one head, started for the run; its tasks have the head's env, not a stage's
+        assert [r["mode"] for r in runs] == ["shared", "shared"] and runs[0]["gcs"] == runs[1]["gcs"]
+        assert [r["stage"] for r in runs] == ["s0", "s1"]
+        assert all(r["task_env"] == [None, "false"] for r in runs)
+        host, port = runs[0]["gcs"].rsplit(":", 1)
+        assert host == "127.0.0.1"
+        socket.create_connection((host, int(port)), timeout=5).close()  # still up while DVC runs
+        (new,) = _heads_dirs() - before
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    # DVC has exited: the head stops and its state is removed
+    assert _wait_closed(runs[0]["gcs"], 30), "the run's Ray head still serves after its DVC process exited"
+    deadline = time.monotonic() + 10
+    while new in _heads_dirs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert new not in _heads_dirs()
+
+    # a stage that DVC does not run starts and stops a head of its own, as before
+    out = subprocess.run([sys.executable, "stage.py"], cwd=tmp_path, check=True, capture_output=True, text=True,
+                         timeout=300).stdout
+    assert json.loads(out.splitlines()[-1])["mode"] == "local"
+
+
+def _wait_closed(gcs: str, within_s: float) -> bool:
+    import socket
+    import time
+
+    host, port = gcs.rsplit(":", 1)
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux-only")
+def test_a_run_head_whose_keeper_is_killed_stops(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from riskrl.cluster import RUN_HEADS
+
+    (tmp_path / "dvc").write_text(FAKE_DVC)
+    (tmp_path / "stage.py").write_text(SHARED_STAGE)
+    before = _heads_dirs()
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "dvc"), "stage.py"], cwd=tmp_path,
+                            env={**os.environ, "HOLD": "1"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        run = json.loads(proc.stdout.readline())
+        assert run["mode"] == "shared"
+        (new,) = _heads_dirs() - before
+        info = json.loads(Path(tempfile.gettempdir(), f"{RUN_HEADS}-{os.getuid()}", new, "head.json").read_text())
+        assert info["env"]["RAY_ADDRESS"] == run["gcs"] and len(info["env"]["RAY_AUTH_TOKEN"]) == 64
+        os.kill(info["keeper"], signal.SIGKILL)  # the head is told to stop (SIGTERM) by the kernel
+        assert _wait_closed(run["gcs"], 30), "the run head outlived its killed keeper"
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
