@@ -236,6 +236,7 @@ def flow_runs(work: Path, fresh: Path, plain_s: float, console: Console) -> None
     """The flow on ``work`` (its `dvc repro` done): the baseline as a scheduled run would see it; and
     on ``fresh`` (the same params, nothing computed, no cache), as a ratio to the plain `dvc repro`."""
     sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # else its telemetry write races the harness
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.study import study

@@ -260,3 +260,16 @@ def test_a_run_head_whose_keeper_is_killed_stops(tmp_path):
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
+
+
+def test_the_dvc_process_of_a_stage_is_recognised_by_its_command_line(monkeypatch):
+    from riskrl.cluster import _is_dvc, repro_owner
+
+    assert _is_dvc(["/venv/bin/python", "/venv/bin/dvc", "repro"])  # the console script, through its shebang
+    assert _is_dvc(["dvc", "exp", "run"]) and _is_dvc(["python3", "-m", "dvc", "repro", "-s", "train@grpo"])
+    assert not _is_dvc(["python", "stages/train.py", "grpo"]) and not _is_dvc(["python", "-m", "pytest", "dvc"])
+    assert not _is_dvc(["/usr/bin/bash", "-c", "dvc repro"]) and not _is_dvc([])
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    assert repro_owner() is None  # not a stage command: no head is shared
+    monkeypatch.setenv("DVC_STAGE", "train@grpo")
+    assert repro_owner() is None  # a stage command whose parents (pytest, a shell) are not DVC
