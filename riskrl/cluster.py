@@ -444,13 +444,15 @@ def _owner_alive(pid: int, started: float) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """The process runs (a zombie, killed but not yet reaped, does not)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.Error:
         return True
-    return True
 
 
 def run_head(num_cpus: int | None, env: dict[str, str], ready_timeout_s: float = 300.0) -> dict[str, str] | None:
@@ -519,9 +521,12 @@ def _sweep(root: Path) -> None:
             pid, started = owner_file.read_text().split(":", 1)
             if _owner_alive(int(pid), float(started)):
                 continue
-            info = owner_file.parent / "head.json"
-            if info.is_file() and _alive(json.loads(info.read_text())["keeper"]):
+            info_file = owner_file.parent / "head.json"
+            info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+            if info and _alive(info["keeper"]):
                 continue  # its keeper is stopping it
+            if info.get("temp_dir"):  # a killed keeper's head stopped (SIGTERM) but left its temp dir
+                shutil.rmtree(info["temp_dir"], ignore_errors=True)
             shutil.rmtree(owner_file.parent, ignore_errors=True)
         except (OSError, ValueError, KeyError):
             continue
@@ -544,7 +549,7 @@ def _keep(state: Path, owner_pid: int, owner_started: float, num_cpus: int, read
         tmp = state / "head.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token: this user only
         with os.fdopen(fd, "w") as fh:
-            json.dump({"env": env, "keeper": os.getpid(), "owner": owner_pid}, fh)
+            json.dump({"env": env, "keeper": os.getpid(), "owner": owner_pid, "temp_dir": head.temp_dir}, fh)
         os.replace(tmp, state / "head.json")
         while not stop and _owner_alive(owner_pid, owner_started) and head.proc is not None \
                 and head.proc.poll() is None:

@@ -242,7 +242,7 @@ def test_a_run_head_whose_keeper_is_killed_stops(tmp_path):
     import tempfile
     from pathlib import Path
 
-    from riskrl.cluster import RUN_HEADS
+    from riskrl.cluster import RUN_HEADS, _sweep
 
     (tmp_path / "dvc").write_text(FAKE_DVC)
     (tmp_path / "stage.py").write_text(SHARED_STAGE)
@@ -260,6 +260,10 @@ def test_a_run_head_whose_keeper_is_killed_stops(tmp_path):
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
+    # the next run head's start sweeps what the killed keeper left: its state and the head's temp dir
+    assert Path(info["temp_dir"]).is_dir() and new in _heads_dirs()
+    _sweep(Path(tempfile.gettempdir(), f"{RUN_HEADS}-{os.getuid()}"))
+    assert not Path(info["temp_dir"]).exists() and new not in _heads_dirs()
 
 
 def test_the_dvc_process_of_a_stage_is_recognised_by_its_command_line(monkeypatch):
