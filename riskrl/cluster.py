@@ -169,10 +169,12 @@ def ray_session(
 ) -> Iterator[str]:
     """Yield ``"attached"``, ``"local"``, ``"shared"`` (the DVC run's head, see :func:`run_head`)
     or ``"existing"`` (Ray already initialised here)."""
+    address = resolve_address(address)
+    env = {**HEAD_ENV, **(env_vars or {})}
     # the run's head is found before Ray is imported: Ray reads the auth mode and token at import
     shared = None
-    if share and not gpus and "ray" not in sys.modules and not resolve_address(address):
-        shared = run_head(num_cpus, {**HEAD_ENV, **(env_vars or {})})
+    if share and not gpus and "ray" not in sys.modules and not address:
+        shared = run_head(num_cpus, env)
     saved_env = _set_env(shared) if shared is not None else {}
     import ray
 
@@ -181,8 +183,6 @@ def ray_session(
             require_gpus(gpus, what)
         yield "existing"
         return
-    address = resolve_address(address)
-    env = {**HEAD_ENV, **(env_vars or {})}
     if shared is not None:
         # the head of the `dvc repro` that runs this stage: started with this environment (HEAD_ENV too)
         try:
@@ -476,12 +476,14 @@ def run_head(num_cpus: int | None, env: dict[str, str], ready_timeout_s: float =
 
     keeper_env = {k: v for k, v in os.environ.items() if k not in ("DVC_STAGE", "RAY_ADDRESS", SAME_HOST_ENV)}
     keeper_env.update(env)
-    key = json.dumps([owner, os.getcwd(), sys.executable, num_cpus or os.cpu_count(), sorted(keeper_env.items())])
+    cpus = num_cpus or os.cpu_count() or 1
+    owner_arg = f"{owner[0]}:{owner[1]!r}"
+    key = json.dumps([owner, os.getcwd(), sys.executable, cpus, sorted(keeper_env.items())])
     root = Path(tempfile.gettempdir(), f"{RUN_HEADS}-{getattr(os, 'getuid', lambda: 0)()}")
     _sweep(root)
     state = root / hashlib.sha256(key.encode()).hexdigest()[:16]
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (state / "owner").write_text(f"{owner[0]}:{owner[1]!r}")
+    (state / "owner").write_text(owner_arg)
     info_file, failed_file = state / "head.json", state / "failed"
     with open(state / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one stage starts the keeper; the others wait for its head
@@ -491,8 +493,8 @@ def run_head(num_cpus: int | None, env: dict[str, str], ready_timeout_s: float =
             info = None
         if info is None and not failed_file.is_file():
             keeper = subprocess.Popen(
-                [sys.executable, "-m", "riskrl.cluster", "--state", str(state), "--owner", f"{owner[0]}:{owner[1]!r}",
-                 "--num-cpus", str(num_cpus or os.cpu_count() or 1), "--ready-timeout", f"{ready_timeout_s:g}"],
+                [sys.executable, "-m", "riskrl.cluster", "--state", str(state), "--owner", owner_arg,
+                 "--num-cpus", str(cpus), "--ready-timeout", f"{ready_timeout_s:g}"],
                 env=keeper_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True)
             deadline = time.monotonic() + ready_timeout_s + 30
@@ -549,7 +551,7 @@ def _keep(state: Path, owner_pid: int, owner_started: float, num_cpus: int, read
         tmp = state / "head.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token: this user only
         with os.fdopen(fd, "w") as fh:
-            json.dump({"env": env, "keeper": os.getpid(), "owner": owner_pid, "temp_dir": head.temp_dir}, fh)
+            json.dump({"env": env, "keeper": os.getpid(), "temp_dir": head.temp_dir}, fh)
         os.replace(tmp, state / "head.json")
         while not stop and _owner_alive(owner_pid, owner_started) and head.proc is not None \
                 and head.proc.poll() is None:
